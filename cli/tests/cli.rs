@@ -1,0 +1,403 @@
+//! The `dcos` binary against a fake cluster behind the real Admin Router.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn ok(o: &std::process::Output) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Replaces the random port of the fake cluster so snapshots are stable.
+fn scrub(s: &str, url: &str) -> String {
+    s.replace(url, "http://CLUSTER")
+}
+
+#[test]
+fn setup_without_auth_then_list_and_attach() {
+    let c = FakeCluster::start(false);
+    let out = c.dcos(&["cluster", "setup", &c.url]);
+    ok(&out);
+    assert!(
+        stderr(&out).contains("Authentication is disabled"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains(CLUSTER_ID));
+    let toml = std::fs::read_to_string(
+        c.dir
+            .path()
+            .join("clusters")
+            .join(CLUSTER_ID)
+            .join("dcos.toml"),
+    )
+    .unwrap();
+    assert!(
+        toml.contains(&c.url) && toml.contains("test-cluster"),
+        "{toml}"
+    );
+    assert!(c
+        .dir
+        .path()
+        .join("clusters")
+        .join(CLUSTER_ID)
+        .join("attached")
+        .exists());
+
+    let out = c.dcos(&["cluster", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("cluster_list", scrub(&stdout(&out), &c.url));
+    let out = c.dcos(&["cluster", "list", "--json"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["cluster_id"], CLUSTER_ID);
+    assert_eq!(v[0]["status"], "AVAILABLE");
+    ok(&c.dcos(&["cluster", "attach", "test-cluster"]));
+}
+
+#[test]
+fn setup_with_auth_requires_login_and_401s_are_exit_4() {
+    let c = FakeCluster::start(true);
+    // No credentials and no terminal: a clear auth error.
+    let out = c.dcos(&["cluster", "setup", &c.url]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--username"), "{}", stderr(&out));
+    // Wrong password.
+    let out = c.dcos(&[
+        "cluster",
+        "setup",
+        &c.url,
+        "--username",
+        "admin",
+        "--password",
+        "nope",
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stderr(&out).contains("Authentication failed"),
+        "{}",
+        stderr(&out)
+    );
+    // Right password.
+    ok(&c.dcos(&[
+        "cluster",
+        "setup",
+        &c.url,
+        "--username",
+        "admin",
+        "--password",
+        "s3cret",
+    ]));
+    let out = c.dcos(&["package", "search"]);
+    ok(&out);
+    // A request without the token (DCOS_URL without DCOS_ACS_TOKEN, no matching config) is 401.
+    let out = c.dcos_env(
+        &["marathon", "app", "list"],
+        &[("DCOS_URL", &c.url.replace("127.0.0.1", "localhost"))],
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("dcos auth login"), "{}", stderr(&out));
+    // A bad token.
+    let out = c.dcos_env(
+        &["marathon", "app", "list"],
+        &[("DCOS_ACS_TOKEN", "bad.token.here")],
+    );
+    assert_eq!(out.status.code(), Some(4));
+    // auth logout, then login again with a service account key.
+    ok(&c.dcos(&["auth", "logout"]));
+    assert_eq!(c.dcos(&["marathon", "app", "list"]).status.code(), Some(4));
+    let key = fixture("sa-private.pem");
+    ok(&c.dcos(&[
+        "auth",
+        "login",
+        "--username",
+        "ci-bot",
+        "--private-key",
+        key.to_str().unwrap(),
+    ]));
+    ok(&c.dcos(&["marathon", "app", "list"]));
+}
+
+#[test]
+fn unreachable_and_wrong_urls_are_clear() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let c = FakeCluster::start(false);
+    let out = c.dcos_env(&["marathon", "app", "list"], &[("DCOS_URL", &dead)]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach the cluster") && err.contains("Hint:"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let out = c.dcos(&["cluster", "setup", &dead]);
+    assert_eq!(out.status.code(), Some(3));
+    // Not a DC/OS cluster: a web server that answers 404 everywhere.
+    let out = c.dcos(&["cluster", "setup", &format!("{}/nothing-here", c.url)]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(!stderr(&out).contains("panicked"));
+    // No cluster configured at all.
+    let out = c.dcos(&["package", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("dcos cluster setup"),
+        "{}",
+        stderr(&out)
+    );
+    // Usage errors are exit 2.
+    assert_eq!(c.dcos(&["package", "install"]).status.code(), Some(2));
+    assert_eq!(c.dcos(&["nonsense"]).status.code(), Some(2));
+    let out = c.dcos(&["cluster", "setup", "ftp://x"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn package_commands() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    let out = c.dcos(&["package", "search"]);
+    ok(&out);
+    insta::assert_snapshot!("package_search", stdout(&out));
+    let out = c.dcos(&["package", "search", "nothing-matches"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No packages found"));
+
+    let out = c.dcos(&["package", "describe", "spark"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["name"], "spark");
+    let out = c.dcos(&["package", "describe", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Package [nope] not found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.dcos(&["package", "describe", "hello", "--config"]);
+    ok(&out);
+    assert!(stdout(&out).contains("\"port\""));
+
+    // Install without --yes and without a terminal: refused with a hint.
+    let out = c.dcos(&["package", "install", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--yes"));
+
+    // Options that fail validation: the server's message and the failing field.
+    let bad = c.dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"port": "eighty"}"#).unwrap();
+    let out = c.dcos(&[
+        "package",
+        "install",
+        "hello",
+        "--yes",
+        "--options",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Options JSON failed validation") && stderr(&out).contains("/port"),
+        "{}",
+        stderr(&out)
+    );
+    let notjson = c.dir.path().join("notjson.json");
+    std::fs::write(&notjson, "{port").unwrap();
+    let out = c.dcos(&[
+        "package",
+        "install",
+        "hello",
+        "--yes",
+        "--options",
+        notjson.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not valid JSON"));
+
+    let opts = c.dir.path().join("opts.json");
+    std::fs::write(&opts, r#"{"port": 9000}"#).unwrap();
+    let out = c.dcos(&[
+        "package",
+        "install",
+        "hello",
+        "--yes",
+        "--wait",
+        "--options",
+        opts.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains("/hello is healthy: 1/1"), "{text}");
+    assert!(text.contains("http://127.0.0.1:31005"), "{text}");
+    assert!(
+        text.contains(&format!("{}/service/hello/", c.url)),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("Installing Marathon app for package [hello] version [1.0.0]"));
+
+    let out = c.dcos(&["package", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("package_list", stdout(&out));
+    let out = c.dcos(&["package", "list", "--json"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["appId"], "/hello");
+
+    let out = c.dcos(&[
+        "package",
+        "render",
+        "hello",
+        "--options",
+        opts.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["options"]["port"], 9000);
+
+    let out = c.dcos(&["package", "uninstall", "hello", "--yes"]);
+    ok(&out);
+    assert!(stderr(&out).contains("Uninstalled package [hello]"));
+    let out = c.dcos(&["package", "uninstall", "hello", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("is not installed"));
+}
+
+#[test]
+fn install_wait_reports_a_failing_task() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    let out = c.dcos(&[
+        "package", "install", "spark", "--yes", "--wait", "--app-id", "/broken",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Failed to pull image") && err.contains("TASK_FAILED"),
+        "{err}"
+    );
+    assert!(err.contains("Hint:"), "{err}");
+}
+
+#[test]
+fn repo_commands() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    ok(&c.dcos(&["package", "repo", "add", "local", "http://127.0.0.1:1/repo"]));
+    ok(&c.dcos(&[
+        "package",
+        "repo",
+        "add",
+        "first",
+        "http://127.0.0.1:2/repo",
+        "--index",
+        "0",
+    ]));
+    let out = c.dcos(&["package", "repo", "add", "first", "http://x/repo"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already present"));
+    let out = c.dcos(&["package", "repo", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("repo_list", stdout(&out));
+    ok(&c.dcos(&["package", "repo", "remove", "first", "local"]));
+    let out = c.dcos(&["package", "repo", "remove", "first"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn marathon_commands() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    let app = c.dir.path().join("app.json");
+    std::fs::write(
+        &app,
+        r#"{"id": "sleepy", "cmd": "sleep 1000", "cpus": 0.1, "mem": 16, "instances": 1}"#,
+    )
+    .unwrap();
+    let out = c.dcos(&["marathon", "app", "add", app.to_str().unwrap()]);
+    ok(&out);
+    assert!(stdout(&out).contains("Created deployment dep-1"));
+    let out = c.dcos(&["marathon", "app", "add", app.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Application '/sleepy' already exists"));
+    let out = c.dcos(&["marathon", "app", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("marathon_app_list", stdout(&out));
+    let out = c.dcos(&["marathon", "app", "show", "/sleepy"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["cmd"], "sleep 1000");
+    let out = c.dcos(&["marathon", "app", "show", "/nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("App '/nope' does not exist"));
+    ok(&c.dcos(&["marathon", "app", "scale", "sleepy", "3"]));
+    let out = c.dcos(&["marathon", "app", "show", "sleepy"]);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["instances"], 3);
+    ok(&c.dcos(&[
+        "marathon",
+        "app",
+        "update",
+        "sleepy",
+        "instances=2",
+        "cmd=sleep 5",
+    ]));
+    let out = c.dcos(&["marathon", "app", "restart", "sleepy"]);
+    ok(&out);
+    assert!(stdout(&out).contains("Created deployment dep-2"));
+    let out = c.dcos(&["marathon", "deployment", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("marathon_deployment_list", stdout(&out));
+    ok(&c.dcos(&["marathon", "deployment", "rollback", "dep-1"]));
+    ok(&c.dcos(&["marathon", "task", "list"]));
+    ok(&c.dcos(&["marathon", "app", "remove", "sleepy"]));
+    let out = c.dcos(&["marathon", "app", "list", "--json"]);
+    ok(&out);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout(&out)).unwrap(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
+fn mesos_commands() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    let out = c.dcos(&["node", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("node_list", stdout(&out));
+    ok(&c.dcos(&["node"]));
+    let out = c.dcos(&["task", "list"]);
+    ok(&out);
+    insta::assert_snapshot!("task_list", stdout(&out));
+    let out = c.dcos(&["task", "--completed", "--json"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    let out = c.dcos(&["service"]);
+    ok(&out);
+    insta::assert_snapshot!("service_list", stdout(&out));
+
+    let out = c.dcos(&["task", "log", "hello", "--lines", "2"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "line 3\nline 4\n");
+    let out = c.dcos(&["task", "log", "hello.instance-1._app.1"]);
+    ok(&out);
+    assert_eq!(stdout(&out), "line 1\nline 2\nline 3\nline 4\n");
+    let out = c.dcos(&["task", "log", "hello", "stderr"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("does not exist in the task's sandbox"),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.dcos(&["task", "log", "zzz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no task matches"));
+}

@@ -1,0 +1,1471 @@
+//! The agent: task lifecycle, status updates, checkpointing, registration.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use dcos_types::protocol::{
+    AgentTask, Heartbeat, HeartbeatResponse, LaunchTasks, RegisterAgent, Registered, StatusUpdate,
+    PATH_HEARTBEAT, PATH_REGISTER, PATH_STATUS,
+};
+use dcos_types::{
+    now_secs, AgentId, AgentInfo, AttributeValue, FrameworkId, PortRange, Resources, TaskId,
+    TaskInfo, TaskState, TaskStatus, ROLE_ANY, ROLE_PUBLIC,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::cgroups::{Cgroups, TaskCgroup};
+use crate::{fetcher, health};
+
+/// DC/OS's default agent port resources.
+pub const DEFAULT_PORTS: &str = "[1025-2180,2182-3887,3889-5049,5052-8079,8082-8180,8182-32000]";
+/// DC/OS's default public agent port resources.
+pub const DEFAULT_PUBLIC_PORTS: &str = "[1-21,23-5050,5052-32000]";
+const COMPLETED_LIMIT: usize = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// cgroups when the host allows, else a warning.
+    Auto,
+    /// No isolation.
+    None,
+}
+
+/// How often a health check probes a task that has not been healthy yet, within its grace
+/// period.
+const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub work_dir: PathBuf,
+    /// The master's base URL, `http://host:5050`.
+    pub master_url: String,
+    /// Advertised host name or IP (the master and the CLI reach the agent there).
+    pub hostname: String,
+    /// Advertised HTTP port.
+    pub port: u16,
+    /// Resources to offer; `None` detects cpus, mem and disk and uses the DC/OS port ranges.
+    pub resources: Option<Resources>,
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// A public agent: every resource is reserved for `slave_public`.
+    pub public: bool,
+    pub isolation: Isolation,
+    /// pids limit per task (cgroups).
+    pub pids_max: Option<u64>,
+    /// Unacknowledged status updates are resent this often.
+    pub status_retry_interval: Duration,
+    /// Registration is retried this often while the master is unreachable.
+    pub register_retry_interval: Duration,
+    /// The docker CLI.
+    pub docker: String,
+}
+
+impl AgentConfig {
+    pub fn new(work_dir: impl Into<PathBuf>, master_url: impl Into<String>) -> AgentConfig {
+        AgentConfig {
+            work_dir: work_dir.into(),
+            master_url: master_url.into(),
+            hostname: "127.0.0.1".into(),
+            port: 5051,
+            resources: None,
+            attributes: BTreeMap::new(),
+            public: false,
+            isolation: Isolation::Auto,
+            pids_max: Some(4096),
+            status_retry_interval: Duration::from_secs(3),
+            register_retry_interval: Duration::from_secs(1),
+            docker: "docker".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("agent work dir {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid agent configuration: {0}")]
+    Config(String),
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> AgentError {
+    AgentError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// What is checkpointed per task in `meta/tasks/<id>.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Checkpoint {
+    pub info: TaskInfo,
+    pub framework_id: FrameworkId,
+    #[serde(default)]
+    pub framework_name: String,
+    pub sandbox: PathBuf,
+    #[serde(default)]
+    pub pid: Option<i32>,
+    /// Start time of the process (`/proc/<pid>/stat` field 22), against pid reuse.
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
+    pub state: TaskState,
+    pub latest: TaskStatus,
+    /// Updates not yet acknowledged, oldest first.
+    #[serde(default)]
+    pub pending: VecDeque<TaskStatus>,
+    #[serde(default)]
+    pub killing: bool,
+    #[serde(default)]
+    pub docker_name: Option<String>,
+    #[serde(default)]
+    pub started: f64,
+    /// The last health check result.
+    #[serde(default)]
+    pub healthy: Option<bool>,
+}
+
+pub(crate) struct AgentState {
+    pub tasks: HashMap<TaskId, Checkpoint>,
+    pub completed: VecDeque<Checkpoint>,
+    pub cgroups: HashMap<TaskId, TaskCgroup>,
+    pub master_id: Option<String>,
+    pub registered: bool,
+}
+
+pub(crate) struct Inner {
+    pub config: AgentConfig,
+    pub id: AgentId,
+    pub info: AgentInfo,
+    pub client: reqwest::Client,
+    pub cgroups: Option<Cgroups>,
+    pub state: Mutex<AgentState>,
+    pub stopped: AtomicBool,
+    pub start_time: f64,
+    /// Bounds concurrent fork/execs (hundreds at once only contend on the kernel).
+    pub spawn_gate: tokio::sync::Semaphore,
+}
+
+/// An agent. Cheap to clone. Dropping every clone (or [`Agent::shutdown`]) stops its loops;
+/// tasks keep running (they are checkpointed and re-attached by the next agent).
+#[derive(Clone)]
+pub struct Agent {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn key_segment(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.is_empty() || out == "." || out == ".." {
+        out = format!("%2E{out}");
+    }
+    out
+}
+
+/// Field 22 of `/proc/<pid>/stat` and whether the process is a zombie.
+fn proc_start(pid: i32) -> Option<(u64, bool)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = text.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, *state == "Z"))
+}
+
+fn detect_resources(work_dir: &Path) -> Resources {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(1.0);
+    let mem_total_mb = fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(1024.0);
+    // Mesos leaves 1 GB (or half when small) to the system.
+    let mem = if mem_total_mb > 2048.0 {
+        mem_total_mb - 1024.0
+    } else {
+        mem_total_mb / 2.0
+    };
+    let disk = disk_free_mb(work_dir).unwrap_or(10_000.0);
+    Resources::new(cpus, mem.floor(), disk.floor())
+}
+
+fn disk_free_mb(dir: &Path) -> Option<f64> {
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs writes into a zeroed struct we own; `c` is a valid C string.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut s) != 0 {
+            return None;
+        }
+        Some((s.f_bavail as f64) * (s.f_frsize as f64) / 1024.0 / 1024.0)
+    }
+}
+
+impl Agent {
+    /// Starts the agent: recovers checkpointed tasks (re-attaching to live processes), then
+    /// registers with the master and heartbeats. Call inside a tokio runtime.
+    pub fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        let meta = config.work_dir.join("meta");
+        fs::create_dir_all(meta.join("tasks")).map_err(|e| io_err(&meta, e))?;
+        let id_path = meta.join("agent_id");
+        let id = match fs::read_to_string(&id_path) {
+            Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
+            _ => {
+                let id = format!("{}-S0", uuid::Uuid::new_v4());
+                fs::write(&id_path, &id).map_err(|e| io_err(&id_path, e))?;
+                id
+            }
+        };
+        let id = AgentId(id);
+        let mut res = match &config.resources {
+            Some(r) => r.clone(),
+            None => detect_resources(&config.work_dir),
+        };
+        if res.ports.is_empty() && config.resources.is_none() {
+            let ports = if config.public {
+                DEFAULT_PUBLIC_PORTS
+            } else {
+                DEFAULT_PORTS
+            };
+            res.ports = dcos_types::resources::parse_ranges(ports).unwrap_or_default();
+        }
+        let mut resources = BTreeMap::new();
+        let mut attributes = config.attributes.clone();
+        if config.public {
+            resources.insert(ROLE_PUBLIC.to_string(), res);
+            attributes
+                .entry("public_ip".into())
+                .or_insert(AttributeValue::Text("true".into()));
+        } else {
+            resources.insert(ROLE_ANY.to_string(), res);
+        }
+        let info = AgentInfo {
+            id: id.clone(),
+            hostname: config.hostname.clone(),
+            port: config.port,
+            resources,
+            attributes,
+        };
+        let cgroups = match config.isolation {
+            Isolation::None => None,
+            Isolation::Auto => match Cgroups::detect() {
+                Ok(c) => {
+                    tracing::info!(?c, "cgroups isolation enabled");
+                    Some(c)
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        "cgroups isolation is OFF: {why}; tasks run without cpu/memory/pids limits"
+                    );
+                    None
+                }
+            },
+        };
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .build()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
+        let mut state = AgentState {
+            tasks: HashMap::new(),
+            completed: VecDeque::new(),
+            cgroups: HashMap::new(),
+            master_id: None,
+            registered: false,
+        };
+        // Recover checkpoints.
+        let dir = meta.join("tasks");
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let path = e.path();
+                if path.extension().and_then(|x| x.to_str()) != Some("json") {
+                    continue;
+                }
+                match fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+                {
+                    Some(cp) => {
+                        state.tasks.insert(cp.info.task_id.clone(), cp);
+                    }
+                    None => {
+                        tracing::warn!(path = %path.display(), "unreadable task checkpoint skipped")
+                    }
+                }
+            }
+        }
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                config,
+                id,
+                info,
+                client,
+                cgroups,
+                state: Mutex::new(state),
+                stopped: AtomicBool::new(false),
+                start_time: now_secs(),
+                spawn_gate: tokio::sync::Semaphore::new(16),
+            }),
+        };
+        agent.recover();
+        agent.spawn_loops();
+        Ok(agent)
+    }
+
+    pub fn id(&self) -> &AgentId {
+        &self.inner.id
+    }
+
+    pub fn info(&self) -> &AgentInfo {
+        &self.inner.info
+    }
+
+    pub fn config(&self) -> &AgentConfig {
+        &self.inner.config
+    }
+
+    /// Whether the agent is registered with a master right now.
+    pub fn is_registered(&self) -> bool {
+        self.lock().registered
+    }
+
+    /// Stops the loops. Running tasks are left running (checkpointed).
+    pub fn shutdown(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, AgentState> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::SeqCst)
+    }
+
+    fn checkpoint_path(&self, id: &TaskId) -> PathBuf {
+        self.inner
+            .config
+            .work_dir
+            .join("meta")
+            .join("tasks")
+            .join(format!("{}.json", key_segment(id.as_str())))
+    }
+
+    fn write_checkpoint(&self, cp: &Checkpoint) {
+        if self.stopped() {
+            return;
+        }
+        let path = self.checkpoint_path(&cp.info.task_id);
+        let tmp = path.with_extension("json.tmp");
+        let Ok(bytes) = serde_json::to_vec(cp) else {
+            return;
+        };
+        if let Err(e) = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, &path)) {
+            tracing::error!(path = %path.display(), error = %e, "cannot checkpoint task");
+        }
+    }
+
+    /// Re-attaches to checkpointed processes that are still alive.
+    fn recover(&self) {
+        let ids: Vec<TaskId> = self.lock().tasks.keys().cloned().collect();
+        for id in ids {
+            let (pid, ticks, terminal, docker) = {
+                let st = self.lock();
+                let Some(cp) = st.tasks.get(&id) else {
+                    continue;
+                };
+                (
+                    cp.pid,
+                    cp.start_ticks,
+                    cp.state.is_terminal(),
+                    cp.docker_name.clone(),
+                )
+            };
+            if terminal {
+                continue;
+            }
+            let alive = match pid {
+                Some(pid) => match proc_start(pid) {
+                    Some((start, zombie)) => !zombie && ticks.is_none_or(|t| t == start),
+                    None => false,
+                },
+                None => false,
+            };
+            if alive {
+                tracing::info!(task = %id, pid = ?pid, "re-attached to running task");
+                let agent = self.clone();
+                let pid = pid.unwrap_or(0);
+                tokio::spawn(async move { agent.watch_reattached(id, pid).await });
+            } else if pid.is_none() && docker.is_none() {
+                self.finish(
+                    &id,
+                    TaskState::Failed,
+                    "REASON_AGENT_RESTARTED",
+                    "The agent restarted before the task was started".into(),
+                );
+            } else {
+                let (state, reason, msg) = if self.lock().tasks.get(&id).is_some_and(|c| c.killing)
+                {
+                    (
+                        TaskState::Killed,
+                        "REASON_TASK_KILLED",
+                        "Task was killed".to_string(),
+                    )
+                } else {
+                    (
+                        TaskState::Failed,
+                        "REASON_EXECUTOR_TERMINATED",
+                        "The task's process ended while the agent was down (exit status unknown)"
+                            .to_string(),
+                    )
+                };
+                self.finish(&id, state, reason, msg);
+            }
+        }
+    }
+
+    async fn watch_reattached(self, id: TaskId, pid: i32) {
+        let started = self.lock().tasks.get(&id).map(|c| c.info.clone());
+        if let Some(info) = started {
+            if let Some(hc) = info.health_check.clone() {
+                let agent = self.clone();
+                let id2 = id.clone();
+                tokio::spawn(async move { agent.run_health(id2, hc).await });
+            }
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            // Reap it if it is our child (same process after an in-process restart).
+            let mut status: libc::c_int = 0;
+            // SAFETY: plain waitpid on a pid with WNOHANG.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            let exit = if r == pid {
+                Some(Some(std::process::ExitStatus::from_raw(status)))
+            } else {
+                match proc_start(pid) {
+                    Some((_, false)) => None,
+                    _ => Some(None),
+                }
+            };
+            if let Some(exit) = exit {
+                self.process_exited(&id, exit, String::new());
+                return;
+            }
+            if self.stopped() {
+                return;
+            }
+        }
+    }
+
+    fn spawn_loops(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move { registration_loop(weak).await });
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move { retry_loop(weak).await });
+    }
+
+    fn registration(&self) -> RegisterAgent {
+        let st = self.lock();
+        let tasks = st
+            .tasks
+            .values()
+            .map(|cp| AgentTask {
+                info: cp.info.clone(),
+                status: cp.latest.clone(),
+            })
+            .collect();
+        RegisterAgent {
+            agent: self.inner.info.clone(),
+            tasks,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    async fn register(&self) -> Result<Registered, String> {
+        let url = format!(
+            "{}{}",
+            self.inner.config.master_url.trim_end_matches('/'),
+            PATH_REGISTER
+        );
+        let msg = self.registration();
+        let resp = self
+            .inner
+            .client
+            .post(&url)
+            .json(&msg)
+            .send()
+            .await
+            .map_err(|e| format!("POST {url}: {e}"))?;
+        if !resp.status().is_success() {
+            let s = resp.status();
+            return Err(format!(
+                "POST {url}: {s}: {}",
+                resp.text().await.unwrap_or_default()
+            ));
+        }
+        let r: Registered = resp.json().await.map_err(|e| e.to_string())?;
+        {
+            let mut st = self.lock();
+            st.master_id = Some(r.master_id.clone());
+            st.registered = true;
+        }
+        // Resend what is pending right away.
+        self.resend_pending();
+        Ok(r)
+    }
+
+    async fn heartbeat(&self) -> Result<HeartbeatResponse, String> {
+        let url = format!(
+            "{}{}",
+            self.inner.config.master_url.trim_end_matches('/'),
+            PATH_HEARTBEAT
+        );
+        let resp = self
+            .inner
+            .client
+            .post(&url)
+            .json(&Heartbeat {
+                agent_id: self.inner.id.clone(),
+            })
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !resp.status().is_success() {
+            return Err(format!("heartbeat: {}", resp.status()));
+        }
+        resp.json().await.map_err(|e| e.to_string())
+    }
+
+    fn resend_pending(&self) {
+        let heads: Vec<TaskStatus> = {
+            let st = self.lock();
+            st.tasks
+                .values()
+                .filter_map(|c| c.pending.front().cloned())
+                .collect()
+        };
+        for s in heads {
+            self.send_update(s);
+        }
+    }
+
+    fn send_update(&self, status: TaskStatus) {
+        if !self.lock().registered {
+            return;
+        }
+        let url = format!(
+            "{}{}",
+            self.inner.config.master_url.trim_end_matches('/'),
+            PATH_STATUS
+        );
+        let client = self.inner.client.clone();
+        tokio::spawn(async move {
+            let r = client
+                .post(&url)
+                .json(&StatusUpdate { status })
+                .send()
+                .await;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "status update not delivered; will retry");
+            }
+        });
+    }
+
+    /// Records a new status for a task, checkpoints it and sends it (if it is the oldest
+    /// unacknowledged one).
+    pub(crate) fn update(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        reason: Option<&str>,
+        message: Option<String>,
+        healthy: Option<bool>,
+    ) {
+        if self.stopped() {
+            // A stopped agent owns nothing any more: the next agent re-attaches and reports.
+            return;
+        }
+        let to_send = {
+            let mut st = self.lock();
+            let Some(cp) = st.tasks.get_mut(id) else {
+                return;
+            };
+            if healthy.is_some() {
+                cp.healthy = healthy;
+            }
+            let healthy = cp.healthy;
+            let status = TaskStatus {
+                task_id: id.clone(),
+                agent_id: self.inner.id.clone(),
+                framework_id: Some(cp.framework_id.clone()),
+                state,
+                message,
+                reason: reason.map(String::from),
+                source: "SOURCE_EXECUTOR".into(),
+                healthy,
+                timestamp: now_secs(),
+                uuid: uuid::Uuid::new_v4().to_string(),
+            };
+            cp.state = state;
+            cp.latest = status.clone();
+            cp.pending.push_back(status.clone());
+            let first = cp.pending.len() == 1;
+            let cp = cp.clone();
+            drop(st);
+            self.write_checkpoint(&cp);
+            first.then_some(status)
+        };
+        if let Some(s) = to_send {
+            self.send_update(s);
+        }
+    }
+
+    /// An acknowledgement from the master: drop the update, send the next one.
+    pub fn acknowledge(&self, id: &TaskId, uuid: &str) {
+        let next;
+        let mut done = None;
+        {
+            let mut st = self.lock();
+            let Some(cp) = st.tasks.get_mut(id) else {
+                return;
+            };
+            if cp.pending.front().is_some_and(|s| s.uuid == uuid) {
+                cp.pending.pop_front();
+            } else if let Some(pos) = cp.pending.iter().position(|s| s.uuid == uuid) {
+                cp.pending.remove(pos);
+            } else {
+                return;
+            }
+            next = cp.pending.front().cloned();
+            if cp.pending.is_empty() && cp.state.is_terminal() {
+                done = st.tasks.remove(id);
+            } else {
+                let cp = cp.clone();
+                drop(st);
+                self.write_checkpoint(&cp);
+            }
+        }
+        if let Some(cp) = done {
+            let _ = fs::remove_file(self.checkpoint_path(id));
+            let mut st = self.lock();
+            st.completed.push_back(cp);
+            while st.completed.len() > COMPLETED_LIMIT {
+                st.completed.pop_front();
+            }
+        }
+        if let Some(s) = next {
+            self.send_update(s);
+        }
+    }
+
+    /// A terminal state: sends it and releases the task's cgroups.
+    fn finish(&self, id: &TaskId, state: TaskState, reason: &str, message: String) {
+        let already = self
+            .lock()
+            .tasks
+            .get(id)
+            .is_none_or(|c| c.state.is_terminal());
+        if already {
+            return;
+        }
+        self.update(id, state, Some(reason), Some(message), None);
+        if let Some(cg) = self.lock().cgroups.remove(id) {
+            cg.remove();
+        }
+    }
+
+    // ---- launching -------------------------------------------------------------------------
+
+    /// Starts the tasks of a launch message.
+    pub fn launch(&self, msg: LaunchTasks) {
+        for info in msg.tasks {
+            let id = info.task_id.clone();
+            let sandbox = self
+                .inner
+                .config
+                .work_dir
+                .join("slaves")
+                .join(key_segment(self.inner.id.as_str()))
+                .join("frameworks")
+                .join(key_segment(msg.framework_id.as_str()))
+                .join("executors")
+                .join(key_segment(id.as_str()))
+                .join("runs")
+                .join(uuid::Uuid::new_v4().to_string());
+            let cp = {
+                let mut st = self.lock();
+                if st.tasks.contains_key(&id) {
+                    continue;
+                }
+                let latest = TaskStatus {
+                    task_id: id.clone(),
+                    agent_id: self.inner.id.clone(),
+                    framework_id: Some(msg.framework_id.clone()),
+                    state: TaskState::Staging,
+                    message: None,
+                    reason: None,
+                    source: "SOURCE_AGENT".into(),
+                    healthy: None,
+                    timestamp: now_secs(),
+                    uuid: String::new(),
+                };
+                let cp = Checkpoint {
+                    info,
+                    framework_id: msg.framework_id.clone(),
+                    framework_name: msg.framework_name.clone(),
+                    sandbox: sandbox.clone(),
+                    pid: None,
+                    start_ticks: None,
+                    state: TaskState::Staging,
+                    latest,
+                    pending: VecDeque::new(),
+                    killing: false,
+                    docker_name: None,
+                    started: now_secs(),
+                    healthy: None,
+                };
+                st.tasks.insert(id.clone(), cp.clone());
+                cp
+            };
+            self.write_checkpoint(&cp);
+            let agent = self.clone();
+            tokio::spawn(async move { agent.run_task(id).await });
+        }
+    }
+
+    async fn run_task(self, id: TaskId) {
+        let Some(cp) = self.lock().tasks.get(&id).cloned() else {
+            return;
+        };
+        if let Err(e) = fs::create_dir_all(&cp.sandbox) {
+            self.finish(
+                &id,
+                TaskState::Failed,
+                "REASON_CONTAINER_LAUNCH_FAILED",
+                format!("Failed to create the sandbox {}: {e}", cp.sandbox.display()),
+            );
+            return;
+        }
+        let cache = self.inner.config.work_dir.join("cache");
+        if let Err(e) = fetcher::fetch_all(
+            &self.inner.client,
+            &cp.info.command.uris,
+            &cp.sandbox,
+            &cache,
+        )
+        .await
+        {
+            self.finish(
+                &id,
+                TaskState::Failed,
+                "REASON_CONTAINER_LAUNCH_FAILED",
+                e.to_string(),
+            );
+            return;
+        }
+        if self.lock().tasks.get(&id).is_none_or(|c| c.killing) {
+            self.finish(
+                &id,
+                TaskState::Killed,
+                "REASON_TASK_KILLED",
+                "Task was killed before it started".into(),
+            );
+            return;
+        }
+        let docker = cp
+            .info
+            .container
+            .as_ref()
+            // DOCKER, and MESOS with an image (DC/OS's Universal Container Runtime): both
+            // run the image through the Docker Engine here.
+            .filter(|c| {
+                c.kind.eq_ignore_ascii_case("DOCKER") || c.kind.eq_ignore_ascii_case("MESOS")
+            })
+            .and_then(|c| c.docker.clone())
+            .filter(|d| !d.image.trim().is_empty());
+        let env = self.task_env(&cp);
+        let result = match docker {
+            Some(d) => self.spawn_docker(&cp, &d, &env).await,
+            None => {
+                // fork/exec blocks; keep it off the async workers.
+                let agent = self.clone();
+                let cp2 = cp.clone();
+                let env2 = env.clone();
+                let _permit = self.inner.spawn_gate.acquire().await;
+                match tokio::task::spawn_blocking(move || agent.spawn_process(&cp2, &env2)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("Failed to launch the command: {e}")),
+                }
+            }
+        };
+        let child = match result {
+            Ok(c) => c,
+            Err(msg) => {
+                self.finish(
+                    &id,
+                    TaskState::Failed,
+                    "REASON_CONTAINER_LAUNCH_FAILED",
+                    msg,
+                );
+                return;
+            }
+        };
+        let pid = child.id().map(|p| p as i32);
+        {
+            let mut st = self.lock();
+            if let Some(c) = st.tasks.get_mut(&id) {
+                c.pid = pid;
+                c.start_ticks = pid.and_then(proc_start).map(|(s, _)| s);
+                let c = c.clone();
+                drop(st);
+                self.write_checkpoint(&c);
+                if c.killing {
+                    // A kill arrived while the process was being started.
+                    if let Some(pid) = pid {
+                        signal_group(pid, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+        self.update(
+            &id,
+            TaskState::Running,
+            Some("REASON_TASK_STARTED"),
+            None,
+            None,
+        );
+        if let Some(hc) = cp.info.health_check.clone() {
+            let agent = self.clone();
+            let id2 = id.clone();
+            tokio::spawn(async move { agent.run_health(id2, hc).await });
+        }
+        let mut child = child;
+        let exit = child.wait().await.ok();
+        let stderr_tail = tail(&cp.sandbox.join("stderr"), 400);
+        self.process_exited(&id, exit, stderr_tail);
+    }
+
+    fn process_exited(
+        &self,
+        id: &TaskId,
+        exit: Option<std::process::ExitStatus>,
+        stderr_tail: String,
+    ) {
+        let (killing, health_killed) = match self.lock().tasks.get(id) {
+            Some(c) => (c.killing, c.healthy == Some(false) && c.killing),
+            None => return,
+        };
+        let detail = if stderr_tail.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; stderr: {}", stderr_tail.trim())
+        };
+        if killing {
+            let msg = if health_killed {
+                "Task was killed after failing its health check".to_string()
+            } else {
+                "Task was killed".to_string()
+            };
+            let reason = if health_killed {
+                "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+            } else {
+                "REASON_TASK_KILLED"
+            };
+            self.finish(id, TaskState::Killed, reason, msg);
+            return;
+        }
+        match exit {
+            Some(s) if s.success() => self.finish(
+                id,
+                TaskState::Finished,
+                "REASON_COMMAND_EXECUTOR_FAILED",
+                "Command exited with status 0".into(),
+            ),
+            Some(s) => {
+                let msg = match (s.code(), s.signal()) {
+                    (Some(127), _) => format!("Command not found (exit status 127){detail}"),
+                    (Some(c), _) => format!("Command exited with status {c}{detail}"),
+                    (None, Some(sig)) => format!("Command terminated by signal {sig}{detail}"),
+                    _ => format!("Command ended abnormally{detail}"),
+                };
+                self.finish(id, TaskState::Failed, "REASON_COMMAND_EXECUTOR_FAILED", msg)
+            }
+            None => self.finish(
+                id,
+                TaskState::Failed,
+                "REASON_EXECUTOR_TERMINATED",
+                "The task's process ended (exit status unknown)".into(),
+            ),
+        }
+    }
+
+    fn task_env(&self, cp: &Checkpoint) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_else(|_| {
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+            }),
+        );
+        for k in ["LANG", "LC_ALL", "TZ"] {
+            if let Ok(v) = std::env::var(k) {
+                env.insert(k.to_string(), v);
+            }
+        }
+        env.insert("HOME".into(), cp.sandbox.display().to_string());
+        let ports: Vec<u16> = cp
+            .info
+            .resources
+            .ports
+            .iter()
+            .flat_map(|r: &PortRange| r.begin..=r.end)
+            .collect();
+        if !ports.is_empty() {
+            env.insert(
+                "PORTS".into(),
+                ports
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            for (i, p) in ports.iter().enumerate() {
+                env.insert(format!("PORT{i}"), p.to_string());
+            }
+            if let Some(p) = ports.first() {
+                env.insert("PORT".into(), p.to_string());
+            }
+        }
+        env.insert("HOST".into(), self.inner.config.hostname.clone());
+        env.insert("LIBPROCESS_IP".into(), self.inner.config.hostname.clone());
+        env.insert("MESOS_TASK_ID".into(), cp.info.task_id.to_string());
+        env.insert("MESOS_EXECUTOR_ID".into(), cp.info.task_id.to_string());
+        env.insert("MESOS_FRAMEWORK_ID".into(), cp.framework_id.to_string());
+        env.insert("MESOS_AGENT_ID".into(), self.inner.id.to_string());
+        env.insert("MESOS_SLAVE_ID".into(), self.inner.id.to_string());
+        env.insert("MESOS_SANDBOX".into(), cp.sandbox.display().to_string());
+        env.insert("MESOS_DIRECTORY".into(), cp.sandbox.display().to_string());
+        // What the framework set (Marathon: MARATHON_APP_ID, app env, PORT_<NAME>…) wins.
+        for (k, v) in &cp.info.command.environment {
+            env.insert(k.clone(), v.clone());
+        }
+        env
+    }
+
+    fn open_logs(&self, cp: &Checkpoint) -> Result<(fs::File, fs::File), String> {
+        let open = |name: &str| {
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(cp.sandbox.join(name))
+                .map_err(|e| format!("Failed to open {name} in the sandbox: {e}"))
+        };
+        Ok((open("stdout")?, open("stderr")?))
+    }
+
+    fn spawn_process(
+        &self,
+        cp: &Checkpoint,
+        env: &BTreeMap<String, String>,
+    ) -> Result<tokio::process::Child, String> {
+        let cmd_info = &cp.info.command;
+        let value = cmd_info.value.clone().unwrap_or_default();
+        let mut cmd = if cmd_info.shell {
+            if value.trim().is_empty() {
+                return Err("Task has no command".into());
+            }
+            let mut c = tokio::process::Command::new("/bin/sh");
+            c.arg("-c").arg(&value);
+            c
+        } else {
+            let program = if value.is_empty() {
+                cmd_info.arguments.first().cloned().unwrap_or_default()
+            } else {
+                value.clone()
+            };
+            if program.is_empty() {
+                return Err("Task has no command".into());
+            }
+            let mut c = tokio::process::Command::new(&program);
+            let args = if value.is_empty() {
+                cmd_info
+                    .arguments
+                    .iter()
+                    .skip(1)
+                    .cloned()
+                    .collect::<Vec<_>>()
+            } else {
+                cmd_info.arguments.clone()
+            };
+            c.args(args);
+            c
+        };
+        let (out, err) = self.open_logs(cp)?;
+        cmd.env_clear()
+            .envs(env)
+            .current_dir(&cp.sandbox)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(false);
+        let cgroup = match &self.inner.cgroups {
+            Some(cg) => match cg.create(
+                &format!(
+                    "{}-{}",
+                    key_segment(cp.info.task_id.as_str()),
+                    std::process::id()
+                ),
+                &cp.info.resources,
+                self.inner.config.pids_max,
+            ) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(task = %cp.info.task_id, error = %e, "cannot create the task's cgroups; running it without limits");
+                    None
+                }
+            },
+            None => None,
+        };
+        let procs = cgroup
+            .as_ref()
+            .map(|c| c.procs_cstrings())
+            .unwrap_or_default();
+        // SAFETY: the hook only calls async-signal-safe functions (setsid, open, write, close).
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setsid();
+                crate::cgroups::join_in_child(&procs);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!("Failed to launch the command: '{value}' not found")
+            } else {
+                format!("Failed to launch the command '{value}': {e}")
+            }
+        })?;
+        if let Some(cg) = cgroup {
+            self.lock().cgroups.insert(cp.info.task_id.clone(), cg);
+        }
+        Ok(child)
+    }
+
+    async fn spawn_docker(
+        &self,
+        cp: &Checkpoint,
+        docker: &dcos_types::DockerInfo,
+        env: &BTreeMap<String, String>,
+    ) -> Result<tokio::process::Child, String> {
+        let bin = &self.inner.config.docker;
+        let image = docker.image.trim();
+        if image.is_empty() {
+            return Err("Docker image is empty".into());
+        }
+        let present = !docker.force_pull_image
+            && tokio::process::Command::new(bin)
+                .args(["image", "inspect", image])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .await
+                .map(|s| s.success())
+                .unwrap_or(false);
+        if !present {
+            let out = tokio::process::Command::new(bin)
+                .args(["pull", image])
+                .stdin(Stdio::null())
+                .output()
+                .await
+                .map_err(|e| format!("Failed to pull image '{image}': cannot run {bin}: {e}"))?;
+            if !out.status.success() {
+                let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                return Err(format!("Failed to pull image '{image}': {msg}"));
+            }
+        }
+        let name = format!(
+            "mesos-{}-{}",
+            key_segment(self.inner.id.as_str()),
+            key_segment(cp.info.task_id.as_str())
+        );
+        let mut args: Vec<String> =
+            vec!["run".into(), "--rm".into(), "--name".into(), name.clone()];
+        let net = docker.network.to_ascii_uppercase();
+        match net.as_str() {
+            "BRIDGE" => {
+                args.push("--net=bridge".into());
+                for pm in &docker.port_mappings {
+                    args.push("-p".into());
+                    args.push(format!(
+                        "{}:{}/{}",
+                        pm.host_port, pm.container_port, pm.protocol
+                    ));
+                }
+            }
+            "NONE" => args.push("--net=none".into()),
+            _ => args.push("--net=host".into()),
+        }
+        if docker.privileged {
+            args.push("--privileged".into());
+        }
+        if cp.info.resources.cpus > 0.0 {
+            args.push(format!(
+                "--cpu-shares={}",
+                ((cp.info.resources.cpus * 1024.0) as u64).max(2)
+            ));
+        }
+        if cp.info.resources.mem > 0.0 {
+            args.push(format!(
+                "--memory={}m",
+                cp.info.resources.mem.max(6.0) as u64
+            ));
+        }
+        for (k, v) in env {
+            if k == "PATH" || k == "HOME" {
+                continue;
+            }
+            args.push("-e".into());
+            args.push(format!("{k}={v}"));
+        }
+        args.push("-e".into());
+        args.push("MESOS_SANDBOX=/mnt/mesos/sandbox".into());
+        args.push("-v".into());
+        args.push(format!("{}:/mnt/mesos/sandbox", cp.sandbox.display()));
+        if let Some(c) = &cp.info.container {
+            for v in &c.volumes {
+                if let Some(h) = &v.host_path {
+                    let mode = if v.mode.eq_ignore_ascii_case("RO") {
+                        ":ro"
+                    } else {
+                        ""
+                    };
+                    args.push("-v".into());
+                    args.push(format!("{h}:{}{mode}", v.container_path));
+                }
+            }
+        }
+        for (k, v) in &docker.parameters {
+            args.push(format!("--{k}={v}"));
+        }
+        args.push(image.to_string());
+        let value = cp.info.command.value.clone().unwrap_or_default();
+        if cp.info.command.shell && !value.trim().is_empty() {
+            args.extend(["/bin/sh".into(), "-c".into(), value]);
+        } else {
+            if !value.is_empty() {
+                args.push(value);
+            }
+            args.extend(cp.info.command.arguments.iter().cloned());
+        }
+        let (out, err) = self.open_logs(cp)?;
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .kill_on_drop(false);
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("Failed to run {bin}: {e}"))?;
+        {
+            let mut st = self.lock();
+            if let Some(c) = st.tasks.get_mut(&cp.info.task_id) {
+                c.docker_name = Some(name);
+            }
+        }
+        Ok(child)
+    }
+
+    // ---- killing ---------------------------------------------------------------------------
+
+    /// SIGTERM to the task's process group, SIGKILL after the grace period.
+    pub fn kill(&self, id: &TaskId, grace: Option<f64>) {
+        let (pid, grace, docker, already) = {
+            let mut st = self.lock();
+            let Some(c) = st.tasks.get_mut(id) else {
+                return;
+            };
+            if c.state.is_terminal() {
+                return;
+            }
+            let already = c.killing;
+            c.killing = true;
+            let grace = grace
+                .or(Some(c.info.kill_grace_period_seconds))
+                .filter(|g| g.is_finite() && *g >= 0.0)
+                .unwrap_or(3.0)
+                .min(3600.0);
+            (c.pid, grace, c.docker_name.clone(), already)
+        };
+        if already {
+            // Escalate a repeated kill.
+            if let Some(pid) = pid {
+                signal_group(pid, libc::SIGKILL);
+            }
+            return;
+        }
+        let Some(pid) = pid else {
+            // Not started yet: run_task sees `killing` and reports TASK_KILLED.
+            return;
+        };
+        self.update(
+            id,
+            TaskState::Killing,
+            Some("REASON_TASK_KILLED"),
+            None,
+            None,
+        );
+        if let Some(name) = docker {
+            let bin = self.inner.config.docker.clone();
+            tokio::spawn(async move {
+                let _ = tokio::process::Command::new(&bin)
+                    .args(["stop", "--time", &format!("{}", grace.ceil() as u64), &name])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .await;
+                signal_group(pid, libc::SIGKILL);
+            });
+            return;
+        }
+        signal_group(pid, libc::SIGTERM);
+        let agent = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs_f64(grace);
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if agent
+                    .lock()
+                    .tasks
+                    .get(&id)
+                    .is_none_or(|c| c.state.is_terminal())
+                {
+                    return;
+                }
+            }
+            signal_group(pid, libc::SIGKILL);
+        });
+    }
+
+    /// Kills every task of a framework.
+    pub fn shutdown_framework(&self, fw: &FrameworkId) {
+        let ids: Vec<TaskId> = self
+            .lock()
+            .tasks
+            .values()
+            .filter(|c| &c.framework_id == fw)
+            .map(|c| c.info.task_id.clone())
+            .collect();
+        for id in ids {
+            self.kill(&id, None);
+        }
+    }
+
+    // ---- health ----------------------------------------------------------------------------
+
+    async fn run_health(self, id: TaskId, hc: dcos_types::HealthCheck) {
+        let secs = |s: f64, d: f64| {
+            if s.is_finite() && s >= 0.0 {
+                Duration::from_secs_f64(s.min(86400.0))
+            } else {
+                Duration::from_secs_f64(d)
+            }
+        };
+        let started = Instant::now();
+        let grace = secs(hc.grace_period_seconds, 300.0);
+        let interval = secs(hc.interval_seconds, 60.0).max(Duration::from_millis(100));
+        let timeout = secs(hc.timeout_seconds, 20.0);
+        tokio::time::sleep(secs(hc.delay_seconds, 0.0)).await;
+        let mut failures = 0u32;
+        let mut ever_healthy = false;
+        let mut last: Option<bool> = None;
+        loop {
+            let Some(cp) = self.lock().tasks.get(&id).cloned() else {
+                return;
+            };
+            if cp.state.is_terminal() || cp.killing || self.stopped() {
+                return;
+            }
+            let env = self.task_env(&cp);
+            let ok =
+                health::check_once(&self.inner.client, &hc.kind, timeout, &env, &cp.sandbox).await;
+            if ok {
+                failures = 0;
+                ever_healthy = true;
+                if last != Some(true) {
+                    self.update(
+                        &id,
+                        TaskState::Running,
+                        Some("REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"),
+                        None,
+                        Some(true),
+                    );
+                }
+                last = Some(true);
+            } else if ever_healthy || started.elapsed() >= grace {
+                failures += 1;
+                if last != Some(false) {
+                    self.update(
+                        &id,
+                        TaskState::Running,
+                        Some("REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"),
+                        Some("Health check failed".into()),
+                        Some(false),
+                    );
+                }
+                last = Some(false);
+                if hc.max_consecutive_failures > 0 && failures >= hc.max_consecutive_failures {
+                    tracing::info!(task = %id, failures, "killing unhealthy task");
+                    self.kill(&id, None);
+                    return;
+                }
+            }
+            // Until the first success within the grace period, failures count for nothing, so
+            // probe more often than `interval`: a service that comes up 50 ms after its first
+            // probe is reported healthy then, not a whole interval later. After that (or once
+            // the grace period is over) checks run every `interval`, as in Mesos.
+            let pause = if !ever_healthy && started.elapsed() < grace {
+                interval.min(STARTUP_PROBE_INTERVAL)
+            } else {
+                interval
+            };
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The sandbox of a task (running or recently completed).
+    pub fn sandbox_of(&self, task_id: &str) -> Option<PathBuf> {
+        let st = self.lock();
+        st.tasks
+            .get(&TaskId::from(task_id))
+            .map(|c| c.sandbox.clone())
+            .or_else(|| {
+                st.completed
+                    .iter()
+                    .rev()
+                    .find(|c| c.info.task_id.as_str() == task_id)
+                    .map(|c| c.sandbox.clone())
+            })
+    }
+
+    /// The agent's task views for the state endpoint.
+    pub(crate) fn snapshot(&self) -> (Vec<Checkpoint>, Vec<Checkpoint>) {
+        let st = self.lock();
+        (
+            st.tasks.values().cloned().collect(),
+            st.completed.iter().cloned().collect(),
+        )
+    }
+
+    pub fn start_time(&self) -> f64 {
+        self.inner.start_time
+    }
+}
+
+fn signal_group(pid: i32, sig: libc::c_int) {
+    if pid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals the process group we created with setsid.
+    unsafe {
+        if libc::kill(-pid, sig) != 0 {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+fn tail(path: &Path, max: usize) -> String {
+    let Ok(bytes) = fs::read(path) else {
+        return String::new();
+    };
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(bytes.get(start..).unwrap_or(&[])).to_string()
+}
+
+async fn registration_loop(weak: Weak<Inner>) {
+    let mut registered_with: Option<String> = None;
+    let mut hb = Duration::from_secs(1);
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let agent = Agent { inner };
+        if agent.stopped() {
+            return;
+        }
+        let retry = agent.inner.config.register_retry_interval;
+        if registered_with.is_none() {
+            match agent.register().await {
+                Ok(r) => {
+                    tracing::info!(agent = %agent.inner.id, master = %r.master_id, "registered with the master");
+                    registered_with = Some(r.master_id.clone());
+                    hb = Duration::from_secs_f64(r.heartbeat_interval_seconds.clamp(0.05, 60.0));
+                    drop(agent);
+                    tokio::time::sleep(hb).await;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "registration failed; retrying");
+                    drop(agent);
+                    tokio::time::sleep(retry).await;
+                }
+            }
+            continue;
+        }
+        match agent.heartbeat().await {
+            Ok(r) if !r.reregister && Some(&r.master_id) == registered_with.as_ref() => {}
+            Ok(_) => {
+                tracing::info!("master asks to re-register");
+                registered_with = None;
+                agent.lock().registered = false;
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
+        drop(agent);
+        tokio::time::sleep(hb).await;
+    }
+}
+
+async fn retry_loop(weak: Weak<Inner>) {
+    loop {
+        let interval = match weak.upgrade() {
+            Some(inner) => inner.config.status_retry_interval,
+            None => return,
+        };
+        tokio::time::sleep(interval).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let agent = Agent { inner };
+        if agent.stopped() {
+            return;
+        }
+        agent.resend_pending();
+    }
+}

@@ -1,0 +1,16 @@
+//! Agent: runs tasks in sandboxes, fetcher, isolation, checkpointing, status updates.
+//!
+//! [`Agent::start`] recovers checkpointed tasks (re-attaching to processes that survived an
+//! agent restart), registers with the master and heartbeats; [`router`] serves the agent's
+//! HTTP API (`/state`, `/files/*`, and the master ⇄ agent protocol of
+//! [`dcos_types::protocol`]).
+
+mod agent;
+pub mod cgroups;
+pub mod fetcher;
+mod health;
+mod http;
+mod logs;
+
+pub use agent::{Agent, AgentConfig, AgentError, Isolation, DEFAULT_PORTS, DEFAULT_PUBLIC_PORTS};
+pub use http::router;

@@ -1,0 +1,699 @@
+//! The framework around the pure parts: subscribes to the master, feeds status updates and
+//! offers into the state, runs the planner and the matcher, writes the store and sends the
+//! resulting calls.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcos_store::{Op, Store};
+use dcos_types::{
+    CommandInfo, ContainerInfo, DockerInfo, Filters, FrameworkId, FrameworkInfo, HealthCheck,
+    HealthCheckKind, MasterApi, Offer, PortMapping, SchedulerCall, SchedulerEvent, TaskId,
+    TaskInfo, TaskState, UriInfo, ROLE_ANY,
+};
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::events::EventBus;
+use crate::matcher::{self, Launch, QueuedApp};
+use crate::model::{id_to_key, App};
+use crate::state::{
+    AppEntry, Deployment, Effects, State, Task, P_APPS, P_DEPLOYMENTS, P_FRAMEWORK, P_TASKS,
+    P_VERSIONS,
+};
+use crate::MarathonConfig;
+
+/// Shared by the scheduler loop and the HTTP handlers.
+pub struct Core {
+    pub state: Mutex<State>,
+    pub store: Arc<dyn Store>,
+    pub master: Arc<dyn MasterApi>,
+    pub events: EventBus,
+    pub wake: Notify,
+    pub config: MarathonConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot read Marathon state from the store: {0}")]
+    Store(#[from] dcos_store::StoreError),
+    #[error("cannot subscribe to the master: {0}")]
+    Master(#[from] dcos_types::MasterError),
+}
+
+impl Core {
+    /// Commits store ops (one atomic, durable commit) and sends master calls. Call without
+    /// holding the state lock for the calls part.
+    pub fn commit(&self, ops: Vec<Op>) -> Result<(), dcos_store::StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(ops).map(|_| ()).inspect_err(|e| {
+            tracing::error!("marathon: store commit failed: {e}");
+        })
+    }
+
+    pub fn send(&self, calls: Vec<SchedulerCall>) {
+        let fw = self.state.lock().framework_id.clone();
+        let Some(fw) = fw else { return };
+        let fw = FrameworkId(fw);
+        let mut not_launched = Vec::new();
+        for c in calls {
+            let launched: Vec<String> = match &c {
+                SchedulerCall::Accept { tasks, .. } => {
+                    tasks.iter().map(|t| t.task_id.0.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if let Err(e) = self.master.call(&fw, c) {
+                tracing::warn!("marathon: master call failed: {e}");
+                not_launched.extend(launched);
+            }
+        }
+        if !not_launched.is_empty() {
+            // The offer was gone: forget those tasks (no backoff) and plan again.
+            let mut fx = Effects::default();
+            {
+                let mut st = self.state.lock();
+                st.launch_failed(&not_launched, &mut fx);
+                let _ = self.commit(std::mem::take(&mut fx.ops));
+            }
+            self.wake.notify_one();
+        }
+    }
+
+    /// Applies effects collected under the lock: store first (durable before launching),
+    /// then the master calls.
+    pub fn apply(&self, fx: Effects) {
+        let _ = self.commit(fx.ops);
+        self.send(fx.calls);
+        if fx.revive {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Loads apps, versions, deployments and tasks from the store.
+    pub fn recover(&self) -> Result<(), StartError> {
+        let mut st = self.state.lock();
+        if let Some(e) = self.store.get(P_FRAMEWORK)? {
+            st.framework_id = e.json::<String>().ok();
+        }
+        for e in self.store.list(P_APPS)? {
+            match App::from_slice(&e.value) {
+                Ok(app) => {
+                    let id = app.id.clone();
+                    for p in app.service_ports() {
+                        st.service_ports.insert(p);
+                    }
+                    if let Some(v) = &app.version {
+                        let ms = chrono::DateTime::parse_from_rfc3339(v)
+                            .map(|t| t.timestamp_millis())
+                            .unwrap_or(0);
+                        st.last_version_ms = st.last_version_ms.max(ms);
+                    }
+                    st.apps.insert(id.clone(), AppEntry::new(app));
+                    st.dirty.insert(id);
+                }
+                Err(err) => tracing::error!("marathon: skipping unreadable app {}: {err:?}", e.key),
+            }
+        }
+        for e in self.store.list(P_VERSIONS)? {
+            let rest = &e.key[P_VERSIONS.len()..];
+            if let Some((key, v)) = rest.split_once('/') {
+                let id = format!("/{}", key.replace('_', "/"));
+                if let Some(a) = st.apps.get_mut(&id) {
+                    a.versions.push(v.to_string());
+                }
+            }
+        }
+        for a in st.apps.values_mut() {
+            a.versions.sort();
+            a.versions.reverse();
+        }
+        for e in self.store.list(P_DEPLOYMENTS)? {
+            match e.json::<Deployment>() {
+                Ok(d) => {
+                    st.deployments.insert(d.id.clone(), d);
+                }
+                Err(err) => tracing::error!("marathon: skipping deployment {}: {err}", e.key),
+            }
+        }
+        for e in self.store.list(P_TASKS)? {
+            let t: Task = match e.json() {
+                Ok(t) => t,
+                Err(err) => {
+                    tracing::error!("marathon: skipping task {}: {err}", e.key);
+                    continue;
+                }
+            };
+            let app_id = t.app_id.clone();
+            let entry = st.apps.entry(app_id.clone()).or_insert_with(|| {
+                // Tasks of an app deleted before the crash: keep them to kill them.
+                let mut a =
+                    App::from_value(serde_json::json!({"id": app_id, "cmd": "", "instances": 0}))
+                        .unwrap_or_else(|_| {
+                            App::from_value(serde_json::json!({})).expect("empty app")
+                        });
+                a.id = app_id.clone();
+                let mut e = AppEntry::new(a);
+                e.deleted = true;
+                e
+            });
+            entry.tasks.insert(t.id.clone(), t);
+            st.dirty.insert(app_id);
+        }
+        tracing::info!(
+            "marathon: recovered {} apps, {} tasks, {} deployments",
+            st.apps.len(),
+            st.all_tasks().count(),
+            st.deployments.len()
+        );
+        Ok(())
+    }
+
+    fn framework_info(&self, id: Option<String>) -> FrameworkInfo {
+        FrameworkInfo {
+            id: id.map(FrameworkId),
+            name: self.config.framework_name.clone(),
+            user: "root".into(),
+            roles: self.config.roles.clone(),
+            principal: None,
+            webui_url: Some(format!(
+                "http://{}:{}",
+                self.config.hostname, self.config.http_port
+            )),
+            hostname: Some(self.config.hostname.clone()),
+            checkpoint: true,
+            failover_timeout: self.config.failover_timeout_seconds,
+            weight: 1.0,
+        }
+    }
+
+    /// Subscribes (re-subscribes with the stored id) and reconciles every known task.
+    pub fn subscribe(
+        &self,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>, StartError> {
+        let prev = self.state.lock().framework_id.clone();
+        let sub = self.master.subscribe(self.framework_info(prev.clone()))?;
+        let fid = sub.framework_id.0.clone();
+        if prev.as_deref() != Some(fid.as_str()) {
+            let _ = self.commit(vec![Op::put(
+                P_FRAMEWORK,
+                serde_json::to_vec(&fid).unwrap_or_default(),
+            )]);
+        }
+        let tasks = {
+            let mut st = self.state.lock();
+            st.framework_id = Some(fid);
+            st.suppressed = false;
+            st.all_tasks()
+                .map(|t| {
+                    (
+                        TaskId(t.id.clone()),
+                        Some(dcos_types::AgentId(t.agent_id.clone())),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // Reconcile what we know (explicit), then ask for everything (implicit).
+        let mut calls = Vec::new();
+        if !tasks.is_empty() {
+            calls.push(SchedulerCall::Reconcile { tasks });
+        }
+        calls.push(SchedulerCall::Reconcile { tasks: Vec::new() });
+        calls.push(SchedulerCall::Revive);
+        self.send(calls);
+        Ok(sub.events)
+    }
+
+    /// The scheduler loop: runs until the process ends.
+    pub async fn run(
+        self: Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>,
+    ) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut batch = Vec::new();
+            let mut ticked = false;
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => batch.push(ev),
+                    None => {
+                        tracing::warn!("marathon: master event stream closed; re-subscribing");
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            match self.subscribe() {
+                                Ok(rx) => { events = rx; break; }
+                                Err(e) => tracing::warn!("marathon: re-subscribe failed: {e}"),
+                            }
+                        }
+                        continue;
+                    }
+                },
+                _ = self.wake.notified() => {},
+                _ = tick.tick() => { ticked = true; },
+            }
+            while batch.len() < 50_000 {
+                match events.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch, ticked);
+        }
+    }
+
+    /// One round: apply events, re-plan, match offers, persist, call the master.
+    pub fn process(&self, batch: Vec<SchedulerEvent>, ticked: bool) {
+        let now = dcos_types::now_secs();
+        let mut fx = Effects::default();
+        {
+            let mut st = self.state.lock();
+            let mut offers: Vec<Offer> = Vec::new();
+            for ev in batch {
+                match ev {
+                    SchedulerEvent::Subscribed { framework_id } => {
+                        st.framework_id = Some(framework_id.0);
+                    }
+                    SchedulerEvent::Offers(o) => {
+                        st.counters.offers_received += o.len() as u64;
+                        offers.extend(o);
+                    }
+                    SchedulerEvent::Rescind(id) => offers.retain(|o| o.id != id),
+                    SchedulerEvent::Update(s) => st.on_status(&s, now, &mut fx, &self.events),
+                    SchedulerEvent::AgentLost(a) => {
+                        st.on_agent_lost(&a, now, &mut fx, &self.events)
+                    }
+                    SchedulerEvent::Error(e) => tracing::error!("marathon: master error: {e}"),
+                }
+            }
+            if ticked {
+                // Time-based work only: backoff expiry, kills to retry, unreachable timers,
+                // running deployments, deletions. Steady apps are not re-planned.
+                let deploying: std::collections::HashSet<String> = st
+                    .deployments
+                    .values()
+                    .flat_map(|d| d.affected_apps())
+                    .collect();
+                let ids: Vec<String> = st
+                    .apps
+                    .iter()
+                    .filter(|(id, e)| {
+                        e.pending > 0
+                            || e.deleted
+                            || deploying.contains(*id)
+                            || e.tasks.values().any(|t| {
+                                t.unreachable_since.is_some()
+                                    || t.kill_requested.is_some()
+                                    || matches!(t.state, TaskState::Staging | TaskState::Starting)
+                            })
+                    })
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                st.dirty.extend(ids);
+                if now - st.last_reconcile >= self.config.reconciliation_interval_seconds {
+                    st.last_reconcile = now;
+                    fx.calls
+                        .push(SchedulerCall::Reconcile { tasks: Vec::new() });
+                }
+            }
+            st.reconcile(
+                now,
+                self.config.kill_retry_seconds,
+                self.config.task_launch_timeout_seconds,
+                &mut fx,
+                &self.events,
+            );
+            if !offers.is_empty() {
+                self.match_offers(&mut st, offers, now, &mut fx);
+            }
+            // Offers wanted?
+            let launchable = st
+                .apps
+                .values()
+                .any(|e| e.pending > 0 && !e.deleted && e.backoff.until <= now);
+            let waiting_backoff = st
+                .apps
+                .values()
+                .any(|e| e.pending > 0 && e.backoff.until > now);
+            if launchable && (st.suppressed || fx.revive) {
+                fx.calls.push(SchedulerCall::Revive);
+                st.suppressed = false;
+            } else if !launchable && !waiting_backoff && !st.suppressed {
+                fx.calls.push(SchedulerCall::Suppress);
+                st.suppressed = true;
+            }
+            fx.revive = false;
+            // Store writes happen under the lock so that they stay ordered with API writes.
+            let ops = std::mem::take(&mut fx.ops);
+            let _ = self.commit(ops);
+        }
+        self.send(std::mem::take(&mut fx.calls));
+    }
+
+    fn match_offers(&self, st: &mut State, offers: Vec<Offer>, now: f64, fx: &mut Effects) {
+        let ids: Vec<String> = st
+            .apps
+            .iter()
+            .filter(|(_, e)| e.pending > 0 && !e.deleted && e.backoff.until <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        if ids.is_empty() {
+            for o in offers {
+                st.counters.offers_declined += 1;
+                fx.calls.push(SchedulerCall::Decline {
+                    offer_ids: vec![o.id],
+                    filters: Filters {
+                        refuse_seconds: self.config.decline_refuse_seconds,
+                    },
+                });
+            }
+            return;
+        }
+        let entries: Vec<&AppEntry> = ids.iter().filter_map(|id| st.apps.get(id)).collect();
+        let mut queue: Vec<QueuedApp<'_>> = entries
+            .iter()
+            .map(|e| QueuedApp {
+                app: &e.app,
+                count: e.pending,
+                constraints: &e.constraints,
+                placed: State::placed(e),
+            })
+            .collect();
+        let result = matcher::match_offers(&offers, &mut queue, self.config.max_tasks_per_offer);
+        drop(queue);
+        drop(entries);
+        let mut launched_per_app = vec![0usize; ids.len()];
+        for (offer, plan) in offers.iter().zip(result.offers) {
+            if plan.launches.is_empty() {
+                st.counters.offers_declined += 1;
+                fx.calls.push(SchedulerCall::Decline {
+                    offer_ids: vec![offer.id.clone()],
+                    filters: Filters {
+                        refuse_seconds: self.config.unfit_refuse_seconds,
+                    },
+                });
+                continue;
+            }
+            let mut tasks = Vec::with_capacity(plan.launches.len());
+            for l in plan.launches {
+                let Some(e) = st.apps.get_mut(&ids[l.app]) else {
+                    continue;
+                };
+                launched_per_app[l.app] += 1;
+                let (info, task) = build_task(&e.app, e.config_version(), offer, &l, now);
+                fx.put(crate::state::task_key(&task.id), &task);
+                e.tasks.insert(task.id.clone(), task);
+                tasks.push(info);
+            }
+            st.counters.tasks_launched += tasks.len() as u64;
+            fx.calls.push(SchedulerCall::Accept {
+                offer_ids: vec![offer.id.clone()],
+                tasks,
+                filters: Filters {
+                    refuse_seconds: self.config.accept_refuse_seconds,
+                },
+            });
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(e) = st.apps.get_mut(id) {
+                let stats = &result.stats[i];
+                e.pending = e.pending.saturating_sub(launched_per_app[i]);
+                e.offer_stats.processed += stats.processed;
+                e.offer_stats.unused += stats.unused;
+                for (k, v) in &stats.rejects {
+                    *e.offer_stats.rejects.entry(*k).or_insert(0) += v;
+                }
+                if stats.last_reason.is_some() {
+                    e.offer_stats.last_reason = stats.last_reason.clone();
+                }
+                if launched_per_app[i] > 0 {
+                    e.last_used_offer_at = Some(now);
+                }
+                if stats.unused > 0 {
+                    e.last_unused_offer_at = Some(now);
+                }
+            }
+        }
+    }
+}
+
+/// Builds the Mesos task for one placement, and our record of it.
+pub fn build_task(
+    app: &App,
+    config_version: &str,
+    offer: &Offer,
+    l: &Launch,
+    now: f64,
+) -> (TaskInfo, Task) {
+    let task_id = format!("{}.{}", id_to_key(&app.id), uuid::Uuid::new_v4());
+    let version = app.version.clone().unwrap_or_default();
+    let ports = &l.host_ports;
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in &app.env {
+        if let Value::String(s) = v {
+            env.insert(k.clone(), s.clone());
+        }
+    }
+    let names = app.port_names();
+    for (i, p) in ports.iter().enumerate() {
+        env.insert(format!("PORT{i}"), p.to_string());
+        if let Some(Some(n)) = names.get(i) {
+            env.insert(format!("PORT_{}", env_name(n)), p.to_string());
+        }
+    }
+    if let Some(p) = ports.first() {
+        env.insert("PORT".into(), p.to_string());
+    }
+    if !ports.is_empty() {
+        env.insert(
+            "PORTS".into(),
+            ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    env.insert("HOST".into(), offer.hostname.clone());
+    env.insert("MESOS_TASK_ID".into(), task_id.clone());
+    env.insert("MARATHON_APP_ID".into(), app.id.clone());
+    env.insert("MARATHON_APP_VERSION".into(), version.clone());
+    env.insert("MARATHON_APP_RESOURCE_CPUS".into(), app.cpus.to_string());
+    env.insert("MARATHON_APP_RESOURCE_MEM".into(), app.mem.to_string());
+    env.insert("MARATHON_APP_RESOURCE_DISK".into(), app.disk.to_string());
+    env.insert("MARATHON_APP_RESOURCE_GPUS".into(), app.gpus.to_string());
+    let image = app
+        .container
+        .as_ref()
+        .and_then(|c| c.docker.as_ref())
+        .map(|d| d.image.clone());
+    if let Some(i) = &image {
+        env.insert("MARATHON_APP_DOCKER_IMAGE".into(), i.clone());
+    }
+    let mut label_names = Vec::new();
+    for (k, v) in &app.labels {
+        let n = env_name(k);
+        if n.is_empty() || v.len() > 512 {
+            continue;
+        }
+        env.insert(format!("MARATHON_APP_LABEL_{n}"), v.clone());
+        label_names.push(n);
+    }
+    env.insert("MARATHON_APP_LABELS".into(), label_names.join(" "));
+
+    let uris = app
+        .fetch
+        .iter()
+        .map(|f| UriInfo {
+            value: f.uri.clone(),
+            executable: f.executable,
+            extract: f.extract,
+            cache: f.cache,
+            output_file: f.dest_path.clone(),
+            sha256: f.sha256.clone(),
+        })
+        .collect();
+    let (value, shell, arguments) = match (&app.cmd, &app.args) {
+        (Some(c), _) => (Some(c.clone()), true, Vec::new()),
+        (None, Some(a)) if !a.is_empty() => (a.first().cloned(), false, a.clone()),
+        _ => (None, false, Vec::new()),
+    };
+    let command = CommandInfo {
+        value,
+        shell,
+        arguments,
+        environment: env,
+        uris,
+        user: app.user.clone(),
+    };
+    let bridge = app.uses_port_mappings();
+    let container = app.container.as_ref().map(|c| {
+        let docker = c.docker.as_ref().map(|d| {
+            let mut mappings = Vec::new();
+            if bridge {
+                let mut hp = ports.iter();
+                for pm in app.port_mappings() {
+                    if pm.host_port.is_none() {
+                        continue;
+                    }
+                    let host_port = hp.next().copied().unwrap_or(0);
+                    let container_port = if pm.container_port == 0 {
+                        host_port
+                    } else {
+                        pm.container_port.clamp(0, 65535) as u16
+                    };
+                    mappings.push(PortMapping {
+                        host_port,
+                        container_port,
+                        protocol: pm.protocol.clone(),
+                    });
+                }
+            }
+            DockerInfo {
+                image: d.image.clone(),
+                network: d.network.clone().unwrap_or_else(|| {
+                    if bridge {
+                        "BRIDGE".into()
+                    } else {
+                        "HOST".into()
+                    }
+                }),
+                port_mappings: mappings,
+                privileged: d.privileged,
+                force_pull_image: d.force_pull_image,
+                parameters: d
+                    .parameters
+                    .iter()
+                    .map(|p| (p.key.clone(), p.value.clone()))
+                    .collect(),
+            }
+        });
+        ContainerInfo {
+            kind: c.kind.clone(),
+            docker,
+            volumes: c
+                .volumes
+                .iter()
+                .filter_map(|v| {
+                    Some(dcos_types::Volume {
+                        container_path: v.get("containerPath")?.as_str()?.to_string(),
+                        host_path: v.get("hostPath").and_then(|h| h.as_str()).map(String::from),
+                        mode: v
+                            .get("mode")
+                            .and_then(|m| m.as_str())
+                            .unwrap_or("RW")
+                            .to_string(),
+                    })
+                })
+                .collect(),
+        }
+    });
+    let health_check = app.health_checks.first().and_then(|hc| {
+        let port = match hc.port {
+            Some(p) => Some(p.clamp(0, 65535) as u16),
+            None => ports
+                .get(hc.port_index.unwrap_or(0).max(0) as usize)
+                .copied(),
+        };
+        let kind = match hc.protocol.as_str() {
+            "HTTP" | "HTTPS" | "MESOS_HTTP" | "MESOS_HTTPS" => HealthCheckKind::Http {
+                port: port?,
+                path: hc.path.clone().unwrap_or_else(|| "/".into()),
+                scheme: if hc.protocol.ends_with('S') {
+                    "https".into()
+                } else {
+                    "http".into()
+                },
+            },
+            "TCP" | "MESOS_TCP" => HealthCheckKind::Tcp { port: port? },
+            "COMMAND" => HealthCheckKind::Command {
+                value: hc.command.as_ref()?.value.clone(),
+            },
+            _ => return None,
+        };
+        let mut max = hc.max_consecutive_failures.max(0) as u32;
+        if hc.is_mesos_level() && max == 0 {
+            // Mesos-level: 0 means kill on the first failure.
+            max = 1;
+        }
+        Some(HealthCheck {
+            kind,
+            grace_period_seconds: hc.grace_period_seconds,
+            interval_seconds: hc.interval_seconds,
+            timeout_seconds: hc.timeout_seconds,
+            max_consecutive_failures: max,
+            delay_seconds: hc.delay_seconds.unwrap_or(0.0),
+        })
+    });
+    let info = TaskInfo {
+        task_id: TaskId(task_id.clone()),
+        name: task_name(&app.id),
+        agent_id: offer.agent_id.clone(),
+        framework_id: Some(offer.framework_id.clone()),
+        role: l.role.clone(),
+        resources: l.resources.clone(),
+        command,
+        container,
+        health_check,
+        kill_grace_period_seconds: app.task_kill_grace_period_seconds.unwrap_or(3.0),
+        labels: app
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let task = Task {
+        id: task_id,
+        app_id: app.id.clone(),
+        agent_id: offer.agent_id.0.clone(),
+        host: offer.hostname.clone(),
+        ports: ports.clone(),
+        state: TaskState::Staging,
+        staged_at: now,
+        started_at: None,
+        version,
+        config_version: config_version.to_string(),
+        healthy: None,
+        health: Default::default(),
+        kill_requested: None,
+        unreachable_since: None,
+        attributes: offer.attributes.clone(),
+        role: if l.role.is_empty() {
+            ROLE_ANY.into()
+        } else {
+            l.role.clone()
+        },
+        json: None,
+    };
+    (info, task)
+}
+
+/// `/prod/web` → `web.prod` (Marathon names Mesos tasks by the reversed path).
+pub fn task_name(id: &str) -> String {
+    let mut segs: Vec<&str> = id.split('/').filter(|s| !s.is_empty()).collect();
+    segs.reverse();
+    segs.join(".")
+}
+
+/// Upper-cases and replaces characters not allowed in environment variable names.
+pub fn env_name(s: &str) -> String {
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{out}")
+    } else {
+        out
+    }
+}

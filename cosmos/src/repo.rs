@@ -1,0 +1,1146 @@
+//! Package repositories: the persisted ordered list, fetching (http(s) and file), the ETag cache
+//! and the merged package collection (contract §1.9, §5).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use cosmos_render::{PackageRenderer, RenderError};
+use dcos_store::{Precondition, Store, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{CosmosError, CosmosResult};
+use crate::media::{self, MediaType};
+
+/// One configured repository.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repository {
+    /// Display name, unique in the list.
+    pub name: String,
+    /// Where the index is fetched from.
+    pub uri: String,
+}
+
+impl Repository {
+    /// Builds a repository entry.
+    pub fn new(name: impl Into<String>, uri: impl Into<String>) -> Self {
+        Repository {
+            name: name.into(),
+            uri: uri.into(),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"name": self.name, "uri": self.uri})
+    }
+}
+
+/// The Cosmos default repository list.
+pub fn default_repositories() -> Vec<Repository> {
+    vec![Repository::new(
+        "Universe",
+        "https://universe.mesosphere.com/repo",
+    )]
+}
+
+// ---------------------------------------------------------------------------------------------
+// persisted list
+
+/// Store key of the repository list (the ZooKeeper node of Cosmos, under `/cosmos`).
+pub const REPO_LIST_KEY: &str = "/cosmos/package/repositories";
+const REPO_LIST_MEDIA: &str =
+    "application/vnd.dcos.package.repository.repo-list+json;charset=utf-8;version=v1";
+
+/// The repository list in the state store, as a Cosmos storage envelope
+/// (`{"metadata":{Content-Type,Content-Encoding:gzip},"data":base64(gzip([{name,uri}…]))}`).
+pub struct RepositoryList {
+    store: Arc<dyn Store>,
+    defaults: Vec<Repository>,
+}
+
+fn store_err(e: StoreError) -> CosmosError {
+    if e.is_conflict() {
+        CosmosError::concurrent_access()
+    } else {
+        CosmosError::unhandled(format!("state store: {e}"))
+    }
+}
+
+impl RepositoryList {
+    /// A list persisted in `store`, created with `defaults` on first use.
+    pub fn new(store: Arc<dyn Store>, defaults: Vec<Repository>) -> Self {
+        RepositoryList { store, defaults }
+    }
+
+    fn encode(list: &[Repository]) -> Vec<u8> {
+        let inner = serde_json::to_vec(list).unwrap_or_default();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = std::io::Write::write_all(&mut enc, &inner);
+        let gz = enc.finish().unwrap_or_default();
+        let env = json!({
+            "metadata": {"Content-Type": REPO_LIST_MEDIA, "Content-Encoding": "gzip"},
+            "data": base64::engine::general_purpose::STANDARD.encode(gz),
+        });
+        serde_json::to_vec(&env).unwrap_or_default()
+    }
+
+    fn decode(bytes: &[u8]) -> CosmosResult<Vec<Repository>> {
+        let bad = |m: String| CosmosError::unhandled(format!("stored repository list: {m}"));
+        let env: Value = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let data = env
+            .get("data")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad("no data".into()))?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| bad(e.to_string()))?;
+        let raw = match env
+            .pointer("/metadata/Content-Encoding")
+            .and_then(Value::as_str)
+        {
+            Some("gzip") => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(raw.as_slice())
+                    .read_to_end(&mut out)
+                    .map_err(|e| bad(e.to_string()))?;
+                out
+            }
+            _ => raw,
+        };
+        serde_json::from_slice(&raw).map_err(|e| bad(e.to_string()))
+    }
+
+    /// The current list and its store version (creating the default list when absent).
+    pub fn read(&self) -> CosmosResult<(Vec<Repository>, u64)> {
+        for _ in 0..3 {
+            match self.store.get(REPO_LIST_KEY).map_err(store_err)? {
+                Some(e) => return Ok((Self::decode(&e.value)?, e.version)),
+                None => {
+                    match self.store.put(
+                        REPO_LIST_KEY,
+                        Self::encode(&self.defaults),
+                        Precondition::Absent,
+                    ) {
+                        Ok(v) => return Ok((self.defaults.clone(), v)),
+                        Err(e) if e.is_conflict() => continue,
+                        Err(e) => return Err(store_err(e)),
+                    }
+                }
+            }
+        }
+        Err(CosmosError::concurrent_access())
+    }
+
+    /// Writes `list` if the stored version is still `version` (else `ConcurrentAccess`).
+    pub fn write(&self, list: &[Repository], version: u64) -> CosmosResult<()> {
+        self.store
+            .put(
+                REPO_LIST_KEY,
+                Self::encode(list),
+                Precondition::Version(version),
+            )
+            .map(|_| ())
+            .map_err(store_err)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// packages
+
+/// One package version of a repository, with per-package caches.
+pub struct RepoPackage {
+    /// The package definition as the repository serves it.
+    pub value: Value,
+    /// `name`
+    pub name: String,
+    /// `version`
+    pub version: String,
+    /// `releaseVersion`
+    pub release: u64,
+    renderer: OnceLock<Result<Arc<PackageRenderer>, RenderError>>,
+    definition_label: OnceLock<String>,
+}
+
+impl std::fmt::Debug for RepoPackage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}@{} (release {})",
+            self.name, self.version, self.release
+        )
+    }
+}
+
+impl RepoPackage {
+    /// Wraps a decoded package definition.
+    pub fn new(value: Value, name: String, version: String, release: u64) -> Self {
+        RepoPackage {
+            value,
+            name,
+            version,
+            release,
+            renderer: OnceLock::new(),
+            definition_label: OnceLock::new(),
+        }
+    }
+
+    /// `packagingVersion`
+    pub fn packaging_version(&self) -> &str {
+        self.value
+            .get("packagingVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("2.0")
+    }
+
+    /// Whether the package has a Marathon template.
+    pub fn has_template(&self) -> bool {
+        self.value
+            .pointer("/marathon/v2AppMustacheTemplate")
+            .and_then(Value::as_str)
+            .is_some()
+    }
+
+    /// The prepared renderer (template decoded and parsed once). `None` without a template.
+    pub fn renderer(&self) -> Option<Result<Arc<PackageRenderer>, RenderError>> {
+        let b64 = self
+            .value
+            .pointer("/marathon/v2AppMustacheTemplate")
+            .and_then(Value::as_str)?;
+        Some(
+            self.renderer
+                .get_or_init(|| {
+                    let text = cosmos_render::decode_template(b64)?;
+                    PackageRenderer::new(
+                        &text,
+                        self.value.get("config"),
+                        self.value.get("resource"),
+                    )
+                    .map(Arc::new)
+                })
+                .clone(),
+        )
+    }
+
+    /// The `DCOS_PACKAGE_DEFINITION` label value (computed once).
+    pub fn definition_label(&self) -> &str {
+        self.definition_label
+            .get_or_init(|| cosmos_render::labels::encode_package_definition(&self.value))
+    }
+}
+
+/// Decodes a repository index body `{"packages":[…]}`. Any undecodable package fails the whole
+/// repository (`JsonDecodingError`); text that is not JSON gives `JsonParsingError`.
+pub fn decode_repository(bytes: &[u8]) -> CosmosResult<Vec<Arc<RepoPackage>>> {
+    #[derive(Deserialize)]
+    struct Index {
+        packages: Vec<Value>,
+    }
+    let idx: Index = match serde_json::from_slice(bytes) {
+        Ok(i) => i,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            let snippet = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
+            return Err(CosmosError::json_parsing(
+                "ParseException",
+                &e.to_string(),
+                &snippet,
+            ));
+        }
+        Err(e) => {
+            let snippet = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
+            return Err(CosmosError::json_decoding(
+                "Repository",
+                &e.to_string(),
+                &snippet,
+            ));
+        }
+    };
+    let mut out = Vec::with_capacity(idx.packages.len());
+    for (i, p) in idx.packages.into_iter().enumerate() {
+        out.push(Arc::new(decode_package(p, i)?));
+    }
+    Ok(out)
+}
+
+fn decode_package(p: Value, index: usize) -> CosmosResult<RepoPackage> {
+    let fail = |field: &str, why: &str, p: &Value| {
+        let mut input = p.to_string();
+        if input.len() > 2048 {
+            let mut cut = 2048;
+            while !input.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            input.truncate(cut);
+        }
+        CosmosError::json_decoding(
+            "PackageDefinition",
+            &format!("packages[{index}].{field}: {why}"),
+            &input,
+        )
+    };
+    if !p.is_object() {
+        return Err(fail("", "not a JSON object", &p));
+    }
+    let pv = match p.get("packagingVersion") {
+        Some(Value::String(s)) if ["2.0", "3.0", "4.0", "5.0"].contains(&s.as_str()) => s.clone(),
+        Some(other) => {
+            return Err(fail(
+                "packagingVersion",
+                &format!("unsupported packaging version {other}"),
+                &p,
+            ))
+        }
+        None => return Err(fail("packagingVersion", "missing", &p)),
+    };
+    let string = |f: &str| match p.get(f) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(fail(f, "must be a string", &p)),
+        None => Err(fail(f, "missing", &p)),
+    };
+    let name = string("name")?;
+    let version = string("version")?;
+    string("maintainer")?;
+    string("description")?;
+    let release = match p.get("releaseVersion") {
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| fail("releaseVersion", "must be a non-negative integer", &p))?,
+        None => return Err(fail("releaseVersion", "missing", &p)),
+    };
+    match p.get("tags") {
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Some(_) => return Err(fail("tags", "must be an array of strings", &p)),
+        None => return Err(fail("tags", "missing", &p)),
+    }
+    for f in [
+        "scm",
+        "website",
+        "preInstallNotes",
+        "postInstallNotes",
+        "postUninstallNotes",
+        "minDcosReleaseVersion",
+    ] {
+        if let Some(v) = p.get(f) {
+            if !v.is_string() && !v.is_null() {
+                return Err(fail(f, "must be a string", &p));
+            }
+        }
+    }
+    for f in ["framework", "selected"] {
+        if let Some(v) = p.get(f) {
+            if !v.is_boolean() && !v.is_null() {
+                return Err(fail(f, "must be a boolean", &p));
+            }
+        }
+    }
+    match p.get("marathon") {
+        Some(Value::Object(m)) => {
+            if !matches!(m.get("v2AppMustacheTemplate"), Some(Value::String(_))) {
+                return Err(fail(
+                    "marathon.v2AppMustacheTemplate",
+                    "must be a base64 string",
+                    &p,
+                ));
+            }
+        }
+        Some(Value::Null) | None if pv != "2.0" => {}
+        Some(Value::Null) | None => return Err(fail("marathon", "required for 2.0", &p)),
+        Some(_) => return Err(fail("marathon", "must be an object", &p)),
+    }
+    for f in ["config", "resource"] {
+        if let Some(v) = p.get(f) {
+            if !v.is_object() && !v.is_null() {
+                return Err(fail(f, "must be an object", &p));
+            }
+        }
+    }
+    Ok(RepoPackage::new(p, name, version, release))
+}
+
+// ---------------------------------------------------------------------------------------------
+// fetching
+
+/// How repositories are fetched.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// `User-Agent` sent to repositories (drives server-side filtering by DC/OS version).
+    pub user_agent: String,
+    /// Retries after connection errors or 5xx answers.
+    pub retries: u32,
+    /// Pause between retries.
+    pub retry_delay: Duration,
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// How long a fetched index is used before it is re-validated (ETag).
+    pub ttl: Duration,
+    /// Largest accepted index body.
+    pub max_bytes: usize,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        FetchConfig {
+            user_agent: "cosmos/0.6.3 dcos/2.1.0".into(),
+            retries: 3,
+            retry_delay: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+            ttl: Duration::from_secs(60),
+            max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Result of one fetch.
+pub enum Fetched {
+    /// The server said 304 to our ETag.
+    NotModified,
+    /// A fresh index.
+    Index {
+        /// Decoded packages.
+        packages: Vec<Arc<RepoPackage>>,
+        /// Validator for the next fetch.
+        etag: Option<String>,
+    },
+}
+
+fn repo_data(repo: &Repository) -> Value {
+    repo.json()
+}
+
+fn supported_repo_types() -> Vec<String> {
+    vec![
+        media::repo_type("v4").to_string(),
+        media::repo_type("v3").to_string(),
+    ]
+}
+
+/// Fetches and decodes one repository. `http_error_status` is the status reported for
+/// `UniverseClientHttpError` (500, or 400 while adding a repository).
+pub async fn fetch_repository(
+    client: &reqwest::Client,
+    cfg: &FetchConfig,
+    repo: &Repository,
+    etag: Option<&str>,
+    http_error_status: u16,
+) -> CosmosResult<Fetched> {
+    let url = match reqwest::Url::parse(&repo.uri) {
+        Ok(u) => u,
+        Err(e) => return Err(uri_syntax(repo, &e.to_string())),
+    };
+    match url.scheme() {
+        "file" => {
+            let path = url
+                .to_file_path()
+                .map_err(|_| uri_syntax(repo, "not a local file path"))?;
+            let repo2 = repo.clone();
+            let max = cfg.max_bytes;
+            let bytes = tokio::task::spawn_blocking(move || -> CosmosResult<Vec<u8>> {
+                let raw = std::fs::read(&path)
+                    .map_err(|e| uri_connection(&repo2, &format!("{}: {e}", path.display())))?;
+                if raw.starts_with(&[0x1f, 0x8b]) {
+                    let mut out = Vec::new();
+                    flate2::read::GzDecoder::new(raw.as_slice())
+                        .take(max as u64 + 1)
+                        .read_to_end(&mut out)
+                        .map_err(|e| uri_connection(&repo2, &format!("gunzip: {e}")))?;
+                    Ok(out)
+                } else {
+                    Ok(raw)
+                }
+            })
+            .await
+            .map_err(|e| CosmosError::unhandled(e.to_string()))??;
+            let packages = tokio::task::spawn_blocking(move || decode_repository(&bytes))
+                .await
+                .map_err(|e| CosmosError::unhandled(e.to_string()))??;
+            return Ok(Fetched::Index {
+                packages,
+                etag: None,
+            });
+        }
+        "http" | "https" => {}
+        other => return Err(uri_syntax(repo, &format!("unsupported scheme {other}"))),
+    }
+    let accept = format!(
+        "{},{},{}",
+        media::repo_type("v5"),
+        media::repo_type("v4"),
+        media::repo_type("v3")
+    );
+    let mut attempt = 0;
+    let resp = loop {
+        let mut req = client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, &accept)
+            .header(reqwest::header::USER_AGENT, &cfg.user_agent)
+            .timeout(cfg.timeout);
+        if let Some(tag) = etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+        }
+        let retryable = match req.send().await {
+            Ok(r) if r.status().is_server_error() => Err(Ok(r)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(Err(e)),
+        };
+        match retryable {
+            Ok(r) => break r,
+            Err(last) if attempt >= cfg.retries => match last {
+                Ok(r) => break r,
+                Err(e) => return Err(uri_connection(repo, &error_chain(&e))),
+            },
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(cfg.retry_delay).await;
+            }
+        }
+    };
+    let status = resp.status().as_u16();
+    if status == 304 && etag.is_some() {
+        return Ok(Fetched::NotModified);
+    }
+    if matches!(status, 301 | 302 | 303 | 307 | 308) {
+        let actual = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .map(|u| u.scheme().to_string());
+        return Err(CosmosError::unsupported_redirect(
+            &[url.scheme().to_string()],
+            actual.as_deref(),
+        ));
+    }
+    if status != 200 {
+        return Err(CosmosError::new(
+            http_error_status,
+            "UniverseClientHttpError",
+            format!(
+                "Unexpected upstream http error while fetching repository '{}' at {}: GET {status}",
+                repo.name, repo.uri
+            ),
+            Some(json!({
+                "packageRepository": repo_data(repo),
+                "method": "GET",
+                "clientStatus": status,
+                "status": http_error_status,
+            })),
+        ));
+    }
+    if let Some(enc) = resp
+        .headers()
+        .get(reqwest::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !enc.eq_ignore_ascii_case("identity") && !enc.eq_ignore_ascii_case("gzip") {
+            return Err(CosmosError::unsupported_content_encoding(Some(enc)));
+        }
+    }
+    let ct = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let ok_type = ct.as_deref().and_then(MediaType::parse).is_some_and(|m| {
+        m.typ == "application"
+            && m.subtype == "vnd.dcos.universe.repo+json"
+            && matches!(m.param("version"), None | Some("v3" | "v4" | "v5"))
+    });
+    if !ok_type {
+        return Err(CosmosError::unsupported_content_type(
+            &supported_repo_types(),
+            ct.as_deref(),
+        ));
+    }
+    let new_etag = resp
+        .headers()
+        .get(reqwest::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let bytes = read_limited(resp, cfg.max_bytes)
+        .await
+        .map_err(|e| uri_connection(repo, &e))?;
+    let packages = tokio::task::spawn_blocking(move || decode_repository(&bytes))
+        .await
+        .map_err(|e| CosmosError::unhandled(e.to_string()))??;
+    Ok(Fetched::Index {
+        packages,
+        etag: new_etag,
+    })
+}
+
+async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
+        if out.len() + chunk.len() > max {
+            return Err(format!("repository index larger than {max} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// An error with its sources, on one line.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+fn uri_syntax(repo: &Repository, cause: &str) -> CosmosError {
+    CosmosError::new(
+        400,
+        "RepositoryUriSyntax",
+        format!(
+            "URI for repository [{}] has invalid syntax: {}",
+            repo.name, repo.uri
+        ),
+        Some(json!({"repository": repo_data(repo), "cause": cause})),
+    )
+}
+
+fn uri_connection(repo: &Repository, cause: &str) -> CosmosError {
+    CosmosError::new(
+        400,
+        "RepositoryUriConnection",
+        format!(
+            "Could not access data at URI for repository [{}]: {}",
+            repo.name, repo.uri
+        ),
+        Some(json!({"repository": repo_data(repo), "cause": cause})),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// the merged collection
+
+/// The decoded packages of one repository fetch.
+pub type Snapshot = Arc<Vec<Arc<RepoPackage>>>;
+
+type MergedKey = (Vec<(String, usize)>, Arc<Collection>);
+
+/// A package in merged order, with the repository it came from.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The package.
+    pub pkg: Arc<RepoPackage>,
+    /// Index of its repository in the list.
+    pub repo_index: usize,
+    /// URI of its repository (`DCOS_PACKAGE_SOURCE`).
+    pub repo_uri: Arc<str>,
+}
+
+/// All packages of all repositories, merged with the Cosmos precedence rules.
+#[derive(Default)]
+pub struct Collection {
+    entries: Vec<Entry>,
+    /// name → range in `entries`
+    by_name: HashMap<String, (usize, usize)>,
+    /// one per name in name order: (start index, lower-cased name, description, tags)
+    search: Vec<SearchRecord>,
+    resource_urls: OnceLock<HashSet<String>>,
+    /// Serialized search results per proxy base URL, one per name (parallel to `search`).
+    search_json: Mutex<HashMap<String, Arc<Vec<String>>>>,
+}
+
+struct SearchRecord {
+    start: usize,
+    end: usize,
+    name_lc: String,
+    description_lc: String,
+    tags_lc: Vec<String>,
+}
+
+impl Collection {
+    /// Merges repositories given in list order: de-duplicated on (name, version) keeping the
+    /// lowest repository index then the highest releaseVersion; sorted by name, repository
+    /// index, releaseVersion descending.
+    pub fn build(repos: &[(Arc<str>, Snapshot)]) -> Collection {
+        let mut all: Vec<Entry> = Vec::new();
+        for (i, (uri, pkgs)) in repos.iter().enumerate() {
+            for p in pkgs.iter() {
+                all.push(Entry {
+                    pkg: p.clone(),
+                    repo_index: i,
+                    repo_uri: uri.clone(),
+                });
+            }
+        }
+        all.sort_by(|a, b| {
+            a.pkg
+                .name
+                .cmp(&b.pkg.name)
+                .then(a.repo_index.cmp(&b.repo_index))
+                .then(b.pkg.release.cmp(&a.pkg.release))
+        });
+        let mut entries: Vec<Entry> = Vec::with_capacity(all.len());
+        let mut by_name = HashMap::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut i = 0;
+        while i < all.len() {
+            let name = all[i].pkg.name.clone();
+            let start = entries.len();
+            seen.clear();
+            while i < all.len() && all[i].pkg.name == name {
+                if seen.insert(all[i].pkg.version.clone()) {
+                    entries.push(all[i].clone());
+                }
+                i += 1;
+            }
+            by_name.insert(name, (start, entries.len()));
+        }
+        let mut search: Vec<SearchRecord> = by_name
+            .values()
+            .map(|&(start, end)| {
+                let p = &entries[start].pkg;
+                SearchRecord {
+                    start,
+                    end,
+                    name_lc: p.name.to_lowercase(),
+                    description_lc: p
+                        .value
+                        .get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_lowercase(),
+                    tags_lc: p
+                        .value
+                        .get("tags")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_lowercase)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            })
+            .collect();
+        search.sort_by_key(|r| r.start);
+        Collection {
+            entries,
+            by_name,
+            search,
+            resource_urls: OnceLock::new(),
+            search_json: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Every package in merged order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// All versions of `name` in merged order (first = "latest").
+    pub fn versions_of(&self, name: &str) -> &[Entry] {
+        match self.by_name.get(name) {
+            Some(&(s, e)) => &self.entries[s..e],
+            None => &[],
+        }
+    }
+
+    /// Resolves (name, optional version): `PackageNotFound` / `VersionNotFound`.
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> CosmosResult<&Entry> {
+        let all = self.versions_of(name);
+        if all.is_empty() {
+            return Err(CosmosError::package_not_found(name));
+        }
+        match version {
+            None => Ok(&all[0]),
+            Some(v) => all
+                .iter()
+                .find(|e| e.pkg.version == v)
+                .ok_or_else(|| CosmosError::version_not_found(name, v)),
+        }
+    }
+
+    /// Search (contract §1.2). Returns, per matching name, the entries of that name; sorted
+    /// `selected` first, then by name.
+    pub fn search(&self, query: Option<&str>) -> Vec<&[Entry]> {
+        self.search_indices(query)
+            .into_iter()
+            .map(|i| {
+                let r = &self.search[i];
+                &self.entries[r.start..r.end]
+            })
+            .collect()
+    }
+
+    /// Like [`Collection::search`], returning indices of name groups (see
+    /// [`Collection::search_fragments`]).
+    pub fn search_indices(&self, query: Option<&str>) -> Vec<usize> {
+        let q = query.unwrap_or("");
+        let mut out: Vec<usize> = if q.contains('*') {
+            let segs: Vec<&str> = q.split('*').collect();
+            (0..self.search.len())
+                .filter(|&i| {
+                    let r = &self.search[i];
+                    let p = &self.entries[r.start].pkg.value;
+                    let name = &self.entries[r.start].pkg.name;
+                    glob_match(&segs, name)
+                        || p.get("description")
+                            .and_then(Value::as_str)
+                            .is_some_and(|d| glob_match(&segs, d))
+                        || p.get("tags").and_then(Value::as_array).is_some_and(|t| {
+                            t.iter()
+                                .filter_map(Value::as_str)
+                                .any(|t| glob_match(&segs, t))
+                        })
+                })
+                .collect()
+        } else {
+            let ql = q.to_lowercase();
+            (0..self.search.len())
+                .filter(|&i| {
+                    let r = &self.search[i];
+                    r.name_lc.contains(&ql)
+                        || r.description_lc.contains(&ql)
+                        || r.tags_lc.iter().any(|t| t.contains(&ql))
+                })
+                .collect()
+        };
+        // already in name order; stable sort puts selected first
+        out.sort_by_key(|&i| {
+            !self.entries[self.search[i].start]
+                .pkg
+                .value
+                .get("selected")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        });
+        out
+    }
+
+    /// Serialized search results, one per name group, for proxy base URL `base` (built with
+    /// `build` once per base and kept with the collection).
+    pub fn search_fragments(
+        &self,
+        base: &str,
+        build: impl Fn(&[Entry]) -> String,
+    ) -> Arc<Vec<String>> {
+        if let Ok(m) = self.search_json.lock() {
+            if let Some(v) = m.get(base) {
+                return v.clone();
+            }
+        }
+        let v: Arc<Vec<String>> = Arc::new(
+            self.search
+                .iter()
+                .map(|r| build(&self.entries[r.start..r.end]))
+                .collect(),
+        );
+        if let Ok(mut m) = self.search_json.lock() {
+            if m.len() >= 16 {
+                m.clear();
+            }
+            m.insert(base.to_string(), v.clone());
+        }
+        v
+    }
+
+    /// The URL to fetch for a resource-proxy request: `url` itself if it is a resource URL of
+    /// some package, else its percent-decoded form if that is one; `None` if neither.
+    pub fn resource_target(&self, url: &str) -> Option<String> {
+        let set = self.resource_urls.get_or_init(|| {
+            let mut v = Vec::new();
+            for e in &self.entries {
+                crate::urls::resource_urls(&e.pkg.value, &mut v);
+            }
+            v.into_iter().collect()
+        });
+        if set.contains(url) {
+            return Some(url.to_string());
+        }
+        let decoded = crate::urls::percent_decode(url);
+        set.contains(&decoded).then_some(decoded)
+    }
+}
+
+/// `^seg1.*seg2.*…$` full match, where `.*` does not cross a newline (Java regex semantics).
+fn glob_match(segs: &[&str], s: &str) -> bool {
+    fn rec(segs: &[&str], s: &str) -> bool {
+        match segs {
+            [] => s.is_empty(),
+            [last] => s == *last,
+            [first, rest @ ..] => {
+                let Some(after) = s.strip_prefix(first) else {
+                    return false;
+                };
+                // `*` matches any run of non-newline characters
+                let mut idx = 0;
+                loop {
+                    if rec(rest, &after[idx..]) {
+                        return true;
+                    }
+                    match after[idx..].chars().next() {
+                        Some('\n') | None => return false,
+                        Some(c) => idx += c.len_utf8(),
+                    }
+                }
+            }
+        }
+    }
+    rec(segs, s)
+}
+
+// ---------------------------------------------------------------------------------------------
+// the cache
+
+struct CacheEntry {
+    packages: Arc<Vec<Arc<RepoPackage>>>,
+    etag: Option<String>,
+    fetched_at: Instant,
+    stale: bool,
+}
+
+/// Per-URI cache of fetched indexes plus the last merged collection.
+#[derive(Default)]
+pub struct RepoCache {
+    entries: Mutex<HashMap<String, CacheEntry>>,
+    merged: Mutex<Option<MergedKey>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl RepoCache {
+    /// Marks every cached index stale (next use re-validates with its ETag).
+    pub fn invalidate_all(&self) {
+        if let Ok(mut m) = self.entries.lock() {
+            for e in m.values_mut() {
+                e.stale = true;
+            }
+        }
+    }
+
+    /// Seeds the cache with an index just fetched (repository add).
+    pub fn insert(&self, uri: &str, packages: Vec<Arc<RepoPackage>>, etag: Option<String>) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.insert(
+                uri.to_string(),
+                CacheEntry {
+                    packages: Arc::new(packages),
+                    etag,
+                    fetched_at: Instant::now(),
+                    stale: false,
+                },
+            );
+        }
+    }
+
+    fn fresh(&self, uri: &str, ttl: Duration) -> Option<Arc<Vec<Arc<RepoPackage>>>> {
+        let m = self.entries.lock().ok()?;
+        let e = m.get(uri)?;
+        (!e.stale && e.fetched_at.elapsed() < ttl).then(|| e.packages.clone())
+    }
+
+    /// The merged collection over `repos`, fetching what is missing or stale. Any repository
+    /// failure fails the whole call (and evicts that repository).
+    pub async fn collection(
+        &self,
+        client: &reqwest::Client,
+        cfg: &FetchConfig,
+        repos: &[Repository],
+    ) -> CosmosResult<Arc<Collection>> {
+        let mut snaps = Vec::with_capacity(repos.len());
+        let mut missing = false;
+        for r in repos {
+            match self.fresh(&r.uri, cfg.ttl) {
+                Some(p) => snaps.push(Some(p)),
+                None => {
+                    missing = true;
+                    snaps.push(None);
+                }
+            }
+        }
+        if missing {
+            let _guard = self.refresh.lock().await;
+            for (i, r) in repos.iter().enumerate() {
+                if snaps[i].is_some() {
+                    continue;
+                }
+                if let Some(p) = self.fresh(&r.uri, cfg.ttl) {
+                    snaps[i] = Some(p);
+                    continue;
+                }
+                let etag = self
+                    .entries
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(&r.uri).and_then(|e| e.etag.clone()));
+                match fetch_repository(client, cfg, r, etag.as_deref(), 500).await {
+                    Ok(Fetched::NotModified) => {
+                        let mut m = self
+                            .entries
+                            .lock()
+                            .map_err(|_| CosmosError::unhandled("repository cache poisoned"))?;
+                        match m.get_mut(&r.uri) {
+                            Some(e) => {
+                                e.fetched_at = Instant::now();
+                                e.stale = false;
+                                snaps[i] = Some(e.packages.clone());
+                            }
+                            None => {
+                                return Err(CosmosError::unhandled(
+                                    "repository answered 304 to an unknown ETag",
+                                ))
+                            }
+                        }
+                    }
+                    Ok(Fetched::Index { packages, etag }) => {
+                        let packages = Arc::new(packages);
+                        if let Ok(mut m) = self.entries.lock() {
+                            m.insert(
+                                r.uri.clone(),
+                                CacheEntry {
+                                    packages: packages.clone(),
+                                    etag,
+                                    fetched_at: Instant::now(),
+                                    stale: false,
+                                },
+                            );
+                        }
+                        snaps[i] = Some(packages);
+                    }
+                    Err(e) => {
+                        if let Ok(mut m) = self.entries.lock() {
+                            m.remove(&r.uri);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        let snaps: Vec<Arc<Vec<Arc<RepoPackage>>>> = snaps.into_iter().flatten().collect();
+        let key: Vec<(String, usize)> = repos
+            .iter()
+            .zip(&snaps)
+            .map(|(r, s)| (r.uri.clone(), Arc::as_ptr(s) as usize))
+            .collect();
+        if let Ok(m) = self.merged.lock() {
+            if let Some((k, c)) = m.as_ref() {
+                if *k == key {
+                    return Ok(c.clone());
+                }
+            }
+        }
+        let input: Vec<(Arc<str>, Snapshot)> = repos
+            .iter()
+            .zip(snaps)
+            .map(|(r, s)| (Arc::from(r.uri.as_str()), s))
+            .collect();
+        let coll = Arc::new(Collection::build(&input));
+        if let Ok(mut m) = self.merged.lock() {
+            *m = Some((key, coll.clone()));
+        }
+        Ok(coll)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, version: &str, release: u64) -> Arc<RepoPackage> {
+        let v = json!({"packagingVersion": "3.0", "name": name, "version": version,
+                       "releaseVersion": release, "maintainer": "m", "description": format!("{name} desc"),
+                       "tags": ["t"]});
+        Arc::new(decode_package(v, 0).expect("valid"))
+    }
+
+    #[test]
+    fn merge_precedence_and_latest() {
+        let r0 = Arc::new(vec![pkg("a", "1", 1), pkg("a", "2", 2), pkg("b", "x", 0)]);
+        let r1 = Arc::new(vec![pkg("a", "2", 9), pkg("a", "3", 10), pkg("c", "1", 0)]);
+        let c = Collection::build(&[(Arc::from("u0"), r0), (Arc::from("u1"), r1)]);
+        let a: Vec<_> = c
+            .versions_of("a")
+            .iter()
+            .map(|e| (e.pkg.version.as_str(), e.repo_index, e.pkg.release))
+            .collect();
+        assert_eq!(a, vec![("2", 0, 2), ("1", 0, 1), ("3", 1, 10)]);
+        assert_eq!(c.resolve("a", None).expect("latest").pkg.version, "2");
+        assert_eq!(c.resolve("a", Some("3")).expect("v3").repo_index, 1);
+        assert_eq!(
+            c.resolve("a", Some("9")).expect_err("nf").kind,
+            "VersionNotFound"
+        );
+        assert_eq!(
+            c.resolve("z", None).expect_err("nf").kind,
+            "PackageNotFound"
+        );
+    }
+
+    #[test]
+    fn search_substring_and_glob() {
+        let r0 = Arc::new(vec![
+            pkg("cassandra", "1", 1),
+            pkg("arangodb", "1", 1),
+            pkg("kafka", "1", 0),
+        ]);
+        let c = Collection::build(&[(Arc::from("u0"), r0)]);
+        let names = |q: &str| -> Vec<String> {
+            c.search(Some(q))
+                .iter()
+                .map(|g| g[0].pkg.name.clone())
+                .collect()
+        };
+        assert_eq!(names("CASS"), vec!["cassandra"]);
+        assert_eq!(names("aran"), vec!["arangodb"]);
+        assert_eq!(names("cassan*a"), vec!["cassandra"]);
+        assert_eq!(names("c*a"), vec!["cassandra"]);
+        assert_eq!(names("cass*"), vec!["cassandra"]);
+        assert_eq!(names("Cass*"), Vec::<String>::new());
+        assert_eq!(names("").len(), 3);
+        assert!(glob_match(&["a", "b"], "axxb"));
+        assert!(!glob_match(&["a", "b"], "ax\nb"));
+    }
+
+    #[test]
+    fn bad_repositories_are_rejected() {
+        assert_eq!(
+            decode_repository(b"not json").err().map(|e| e.kind),
+            Some("JsonParsingError")
+        );
+        assert_eq!(
+            decode_repository(b"{\"x\":1}").err().map(|e| e.kind),
+            Some("JsonDecodingError")
+        );
+        let bad_pv = br#"{"packages":[{"packagingVersion":"9.0","name":"a"}]}"#;
+        assert_eq!(
+            decode_repository(bad_pv).err().map(|e| e.kind),
+            Some("JsonDecodingError")
+        );
+        let no_marathon = br#"{"packages":[{"packagingVersion":"2.0","name":"a","version":"1","releaseVersion":0,"maintainer":"m","description":"d","tags":[]}]}"#;
+        assert_eq!(
+            decode_repository(no_marathon).err().map(|e| e.kind),
+            Some("JsonDecodingError")
+        );
+        assert_eq!(
+            decode_repository(br#"{"packages":[]}"#)
+                .map(|p| p.len())
+                .ok(),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn repository_list_persists_with_defaults() {
+        let store: Arc<dyn Store> = Arc::new(dcos_store::EmbeddedStore::in_memory());
+        let list = RepositoryList::new(store.clone(), default_repositories());
+        let (l, v) = list.read().expect("read");
+        assert_eq!(l, default_repositories());
+        let new = vec![Repository::new("x", "http://x")];
+        list.write(&new, v).expect("write");
+        assert_eq!(list.read().expect("read").0, new);
+        assert_eq!(
+            list.write(&new, v).expect_err("stale").kind,
+            "ConcurrentAccess"
+        );
+    }
+}
