@@ -931,7 +931,18 @@ async fn tasks_delete(
 
 async fn list_deployments(AxState(core): S) -> ApiResult {
     let st = core.state.lock();
-    let v: Vec<Value> = st.deployments.values().map(|d| d.to_json()).collect();
+    let v: Vec<Value> = st
+        .deployments
+        .values()
+        .map(|d| {
+            d.to_json(|app| {
+                st.apps
+                    .get(app)
+                    .map(crate::readiness::results_json)
+                    .unwrap_or_default()
+            })
+        })
+        .collect();
     Ok(ok_json(Value::Array(v)))
 }
 

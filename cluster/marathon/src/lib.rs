@@ -24,6 +24,7 @@ pub mod events;
 pub mod matcher;
 pub mod model;
 pub mod planner;
+pub mod readiness;
 mod render;
 pub mod scheduler;
 pub mod sim;

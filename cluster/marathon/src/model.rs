@@ -218,6 +218,49 @@ pub struct HealthCheckDef {
 fn d_http() -> String {
     "HTTP".into()
 }
+
+/// A readiness check (Marathon 1.x `ReadinessCheck`): probed by Marathon itself over HTTP(S)
+/// on the task's named port while a deployment runs; a new task counts toward the
+/// deployment's progress only once it answered with one of `httpStatusCodesForReady`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadinessCheckDef {
+    #[serde(default = "d_readiness_name")]
+    pub name: String,
+    #[serde(default = "d_http")]
+    pub protocol: String,
+    #[serde(default = "d_slash")]
+    pub path: String,
+    #[serde(default = "d_readiness_port")]
+    pub port_name: String,
+    #[serde(default = "d_readiness_interval")]
+    pub interval_seconds: f64,
+    #[serde(default = "d_readiness_timeout")]
+    pub timeout_seconds: f64,
+    #[serde(default = "d_ready_codes")]
+    pub http_status_codes_for_ready: Vec<i64>,
+    #[serde(default)]
+    pub preserve_last_response: bool,
+}
+
+fn d_readiness_name() -> String {
+    "readinessCheck".into()
+}
+fn d_slash() -> String {
+    "/".into()
+}
+fn d_readiness_port() -> String {
+    "http-api".into()
+}
+fn d_readiness_interval() -> f64 {
+    30.0
+}
+fn d_readiness_timeout() -> f64 {
+    10.0
+}
+fn d_ready_codes() -> Vec<i64> {
+    vec![200]
+}
 fn d_grace() -> f64 {
     300.0
 }
@@ -309,7 +352,7 @@ pub struct App {
     #[serde(default)]
     pub health_checks: Vec<HealthCheckDef>,
     #[serde(default)]
-    pub readiness_checks: Vec<Value>,
+    pub readiness_checks: Vec<ReadinessCheckDef>,
     #[serde(default)]
     pub dependencies: Vec<String>,
     #[serde(default)]

@@ -3,6 +3,9 @@
 //! (status update, API write, tick), so it only needs to decide the next move, never a
 //! whole schedule; a deployment step is done when the plan is empty and everything is healthy.
 //!
+//! A task counts as "healthy" here when it runs, passes its health checks and, while a
+//! deployment runs, its readiness check.
+//!
 //! Rolling upgrade (Marathon's `TaskReplaceActor`): with `n = instances`,
 //! `minHealthy = ceil(n × minimumHealthCapacity)` and
 //! `maxCapacity = floor(n × (1 + maximumOverCapacity))` (+1 when both are equal, so that an
@@ -19,6 +22,8 @@ pub struct TaskView {
     pub running: bool,
     /// `Some(true)` healthy, `Some(false)` unhealthy, `None` unknown/not checked.
     pub healthy: Option<bool>,
+    /// Passed its readiness check, or needs none.
+    pub ready: bool,
     pub staged_at: f64,
     pub started_at: Option<f64>,
 }
@@ -30,6 +35,8 @@ pub struct AppView {
     pub minimum_health_capacity: f64,
     pub maximum_over_capacity: f64,
     pub has_health_checks: bool,
+    /// Readiness checks gate a deployment's progress (never a steady app).
+    pub has_readiness_checks: bool,
     /// `OLDEST_FIRST` (else youngest first).
     pub kill_oldest_first: bool,
     /// A deployment (start/scale/restart/upgrade) is in progress for the app.
@@ -47,15 +54,34 @@ pub struct Plan {
 }
 
 impl TaskView {
-    fn ok(&self, has_checks: bool) -> bool {
-        self.running && (!has_checks || self.healthy == Some(true))
+    fn ok(&self, gates: Gates) -> bool {
+        self.running
+            && (!gates.health || self.healthy == Some(true))
+            && (!gates.readiness || self.ready)
+    }
+}
+
+/// What a task must pass to count: its health checks, and during a deployment its readiness
+/// check.
+#[derive(Clone, Copy)]
+struct Gates {
+    health: bool,
+    readiness: bool,
+}
+
+impl AppView {
+    fn gates(&self) -> Gates {
+        Gates {
+            health: self.has_health_checks,
+            readiness: self.has_readiness_checks && self.deploying,
+        }
     }
 }
 
 /// Orders kill candidates: unhealthy / not yet running first, then per `killSelection`.
 fn kill_order(tasks: &mut [&TaskView], app: &AppView) {
     tasks.sort_by(|a, b| {
-        let rank = |t: &TaskView| (t.ok(app.has_health_checks) as u8, t.running as u8);
+        let rank = |t: &TaskView| (t.ok(app.gates()) as u8, t.running as u8);
         let age = |t: &TaskView| t.started_at.unwrap_or(t.staged_at);
         rank(a).cmp(&rank(b)).then_with(|| {
             let (x, y) = (age(a), age(b));
@@ -81,7 +107,7 @@ pub fn plan(app: &AppView, tasks: &[TaskView]) -> Plan {
     }
     let n = app.instances;
     let (new, old): (Vec<&TaskView>, Vec<&TaskView>) = tasks.iter().partition(|t| t.current);
-    let hc = app.has_health_checks;
+    let hc = app.gates();
 
     if old.is_empty() || !app.deploying {
         // Plain scaling: keep `n` tasks, old and new alike.
@@ -137,6 +163,7 @@ mod tests {
             minimum_health_capacity: mhc,
             maximum_over_capacity: moc,
             has_health_checks: false,
+            has_readiness_checks: false,
             kill_oldest_first: false,
             deploying: true,
             stopping: false,
@@ -149,6 +176,7 @@ mod tests {
             current,
             running,
             healthy: None,
+            ready: true,
             staged_at: at,
             started_at: running.then_some(at),
         }
@@ -263,6 +291,32 @@ mod tests {
         n.healthy = Some(true);
         let p = plan(&a, &[t("o", false, true, 1.0), n]);
         assert_eq!(p.kill, vec!["o"]);
+    }
+
+    #[test]
+    fn readiness_checks_gate_deployments_only() {
+        let a = AppView {
+            has_readiness_checks: true,
+            ..app(1, 1.0, 0.0)
+        };
+        let mut n = t("n", true, true, 2.0);
+        n.ready = false;
+        let p = plan(&a, &[t("o", false, true, 1.0), n.clone()]);
+        assert!(
+            p.kill.is_empty(),
+            "new task not yet ready: the old one stays"
+        );
+        // A start/scale deployment does not converge before its new tasks are ready.
+        assert!(!plan(&a, std::slice::from_ref(&n)).converged);
+        let steady = AppView {
+            deploying: false,
+            ..a.clone()
+        };
+        assert!(plan(&steady, std::slice::from_ref(&n)).converged);
+        n.ready = true;
+        let p = plan(&a, &[t("o", false, true, 1.0), n.clone()]);
+        assert_eq!(p.kill, vec!["o"]);
+        assert!(plan(&a, &[n]).converged);
     }
 
     #[test]

@@ -234,7 +234,11 @@ pub fn write_app_info(
     }
     if embed.readiness {
         push_field(out, &mut first, "readinessCheckResults");
-        out.push_str("[]");
+        if deps.contains_key(&e.app.id) {
+            out.push_str(&Value::Array(crate::readiness::results_json(e)).to_string());
+        } else {
+            out.push_str("[]");
+        }
     }
     if embed.last_task_failure {
         if let Some(f) = &e.last_task_failure {

@@ -164,6 +164,26 @@ impl Core {
             entry.tasks.insert(t.id.clone(), t);
             st.dirty.insert(app_id);
         }
+        // Readiness results are not persisted (as in Marathon): the current tasks of apps in a
+        // deployment are probed again.
+        let deploying: Vec<String> = st
+            .deployments
+            .values()
+            .flat_map(|d| d.affected_apps())
+            .collect();
+        for id in deploying {
+            if let Some(e) = st.apps.get_mut(&id) {
+                if e.app.readiness_checks.is_empty() {
+                    continue;
+                }
+                let cfg = e.config_version().to_string();
+                for t in e.tasks.values_mut() {
+                    if t.config_version == cfg && !t.state.is_terminal() {
+                        t.readiness = Some(Default::default());
+                    }
+                }
+            }
+        }
         tracing::info!(
             "marathon: recovered {} apps, {} tasks, {} deployments",
             st.apps.len(),
@@ -233,6 +253,7 @@ impl Core {
         self: Arc<Self>,
         mut events: tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>,
     ) {
+        let probe_client = crate::readiness::client();
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -263,6 +284,33 @@ impl Core {
                 }
             }
             self.process(batch, ticked);
+            self.start_readiness_probes(&probe_client);
+        }
+    }
+
+    /// Starts the readiness probes that are due; each one records its result and wakes the
+    /// loop when a task became ready.
+    fn start_readiness_probes(self: &Arc<Self>, client: &reqwest::Client) {
+        let probes = {
+            let mut st = self.state.lock();
+            if st.deployments.is_empty() {
+                return;
+            }
+            crate::readiness::due(&mut st, dcos_types::now_secs())
+        };
+        for p in probes {
+            let core = self.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let outcome = crate::readiness::probe(&client, &p).await;
+                let ready = {
+                    let mut st = core.state.lock();
+                    crate::readiness::record(&mut st, &p, outcome, dcos_types::now_secs())
+                };
+                if ready {
+                    core.wake.notify_one();
+                }
+            });
         }
     }
 
@@ -387,6 +435,16 @@ impl Core {
         drop(queue);
         drop(entries);
         let mut launched_per_app = vec![0usize; ids.len()];
+        // Tasks launched for a deployment of an app with a readiness check must pass it.
+        let needs_readiness: Vec<bool> = ids
+            .iter()
+            .map(|id| {
+                st.apps
+                    .get(id)
+                    .is_some_and(|e| !e.app.readiness_checks.is_empty())
+                    && st.deployments.values().any(|d| d.touches(id))
+            })
+            .collect();
         for (offer, plan) in offers.iter().zip(result.offers) {
             if plan.launches.is_empty() {
                 st.counters.offers_declined += 1;
@@ -404,7 +462,10 @@ impl Core {
                     continue;
                 };
                 launched_per_app[l.app] += 1;
-                let (info, task) = build_task(&e.app, e.config_version(), offer, &l, now);
+                let (info, mut task) = build_task(&e.app, e.config_version(), offer, &l, now);
+                if needs_readiness[l.app] {
+                    task.readiness = Some(Default::default());
+                }
                 fx.put(crate::state::task_key(&task.id), &task);
                 e.tasks.insert(task.id.clone(), task);
                 tasks.push(info);
@@ -659,6 +720,7 @@ pub fn build_task(
         config_version: config_version.to_string(),
         healthy: None,
         health: Default::default(),
+        readiness: None,
         kill_requested: None,
         unreachable_since: None,
         attributes: offer.attributes.clone(),

@@ -23,6 +23,7 @@ use crate::events::EventBus;
 use crate::matcher::AppOfferStats;
 use crate::model::{id_to_key, iso, App, VersionInfo};
 use crate::planner::{self, AppView, TaskView};
+use crate::readiness::Readiness;
 
 pub const P_FRAMEWORK: &str = "/marathon/framework-id";
 pub const P_APPS: &str = "/marathon/apps/";
@@ -64,6 +65,10 @@ pub struct Task {
     #[serde(default)]
     pub attributes: BTreeMap<String, AttributeValue>,
     pub role: String,
+    /// Readiness while a deployment needs it (`None`: not required). In memory only, as in
+    /// Marathon.
+    #[serde(skip)]
+    pub readiness: Option<Readiness>,
     #[serde(skip)]
     pub json: Option<String>,
 }
@@ -158,6 +163,7 @@ impl AppEntry {
                 current: t.config_version == cfg,
                 running: t.is_running(),
                 healthy: t.healthy,
+                ready: t.readiness.as_ref().is_none_or(|r| r.ready),
                 staged_at: t.staged_at,
                 started_at: t.started_at,
             })
@@ -223,7 +229,8 @@ impl Deployment {
         self.steps.iter().flatten().any(|a| a.app == app)
     }
 
-    pub fn to_json(&self) -> Value {
+    /// DeploymentInfo; `readiness` gives an app's `readinessCheckResults`.
+    pub fn to_json(&self, readiness: impl Fn(&str) -> Vec<Value>) -> Value {
         let cur = self
             .steps
             .get(self.current_step.saturating_sub(1))
@@ -238,7 +245,7 @@ impl Deployment {
                 "actions": s.iter().map(|a| json!({"action": a.action, "app": a.app})).collect::<Vec<_>>()
             })).collect::<Vec<_>>(),
             "currentActions": cur.iter().map(|a| json!({
-                "action": a.action, "app": a.app, "readinessCheckResults": []
+                "action": a.action, "app": a.app, "readinessCheckResults": readiness(&a.app)
             })).collect::<Vec<_>>(),
             "currentStep": self.current_step,
             "totalSteps": self.steps.len(),
@@ -737,6 +744,7 @@ impl State {
                 minimum_health_capacity: e.app.upgrade_strategy.minimum_health_capacity,
                 maximum_over_capacity: e.app.upgrade_strategy.maximum_over_capacity,
                 has_health_checks: !e.app.health_checks.is_empty(),
+                has_readiness_checks: !e.app.readiness_checks.is_empty(),
                 kill_oldest_first: e.app.kill_selection == "OLDEST_FIRST",
                 deploying: deploying.contains(&id),
                 stopping: e.deleted,

@@ -488,6 +488,69 @@ pub fn validate_app(app: &App, raw_id: &str) -> Violations {
         );
     }
 
+    // readiness checks
+    if app.readiness_checks.len() > 1 {
+        v.add(
+            "/readinessChecks",
+            "AppDefinition can contain at most one readiness check",
+        );
+    }
+    let names = app.port_names();
+    for (i, rc) in app.readiness_checks.iter().enumerate() {
+        let path = format!("/readinessChecks({i})");
+        if rc.name.trim().is_empty() {
+            v.add(format!("{path}/name"), "must not be empty");
+        }
+        if !matches!(rc.protocol.as_str(), "HTTP" | "HTTPS") {
+            v.add(format!("{path}/protocol"), "must be one of (HTTP, HTTPS)");
+        }
+        if !rc.path.starts_with('/') {
+            v.add(format!("{path}/path"), "must start with /");
+        }
+        if !names.iter().flatten().any(|n| *n == rc.port_name) {
+            let known: Vec<&str> = names.iter().flatten().map(|n| n.as_str()).collect();
+            v.add(
+                format!("{path}/portName"),
+                format!(
+                    "'{}' must name a host port of the app (portDefinitions or portMappings with a hostPort); known: [{}]",
+                    rc.port_name,
+                    known.join(", ")
+                ),
+            );
+        }
+        if rc.interval_seconds.is_nan() || rc.interval_seconds <= 0.0 {
+            v.add(
+                format!("{path}/intervalSeconds"),
+                format!("got {:?}, expected more than 0.0", rc.interval_seconds),
+            );
+        }
+        if rc.timeout_seconds.is_nan() || rc.timeout_seconds <= 0.0 {
+            v.add(
+                format!("{path}/timeoutSeconds"),
+                format!("got {:?}, expected more than 0.0", rc.timeout_seconds),
+            );
+        } else if rc.timeout_seconds >= rc.interval_seconds {
+            v.add(
+                format!("{path}/timeoutSeconds"),
+                "must be less than intervalSeconds",
+            );
+        }
+        if rc.http_status_codes_for_ready.is_empty() {
+            v.add(
+                format!("{path}/httpStatusCodesForReady"),
+                "must not be empty",
+            );
+        }
+        for (j, c) in rc.http_status_codes_for_ready.iter().enumerate() {
+            if !(100..=599).contains(c) {
+                v.add(
+                    format!("{path}/httpStatusCodesForReady({j})"),
+                    format!("got {c}, expected an HTTP status code between 100 and 599"),
+                );
+            }
+        }
+    }
+
     // roles
     if let Some(roles) = &app.accepted_resource_roles {
         if roles.is_empty() {
@@ -705,6 +768,47 @@ mod tests {
         let body = v.body();
         assert_eq!(body["message"], "Object is not valid");
         assert_eq!(body["details"].as_array().unwrap().len(), 7);
+    }
+
+    #[test]
+    fn readiness_check_rules() {
+        // The Kafka package's shape passes: defaults fill the rest.
+        let v = check(
+            json!({"id":"a","cmd":"x","portDefinitions":[{"port":0,"name":"api"}],
+            "readinessChecks":[{"name":"kafkaUpdateProgress","path":"/v1/plan","portName":"api",
+            "intervalSeconds":30,"timeoutSeconds":10}]}),
+        );
+        assert!(
+            v.errors_at("/readinessChecks(0)/portName").is_empty(),
+            "{v:?}"
+        );
+        assert_eq!(v.body()["details"].as_array().map(|d| d.len()), Some(0));
+        let v = check(
+            json!({"id":"a","cmd":"x","portDefinitions":[{"port":0,"name":"api"}],
+            "readinessChecks":[{"portName":"web","protocol":"TCP","path":"v1",
+            "intervalSeconds":5,"timeoutSeconds":5,"httpStatusCodesForReady":[200, 42]},
+            {"portName":"api"}]}),
+        );
+        assert_eq!(
+            v.errors_at("/readinessChecks"),
+            ["AppDefinition can contain at most one readiness check"]
+        );
+        let port = v.errors_at("/readinessChecks(0)/portName");
+        assert!(
+            port[0].contains("'web'") && port[0].contains("[api]"),
+            "{port:?}"
+        );
+        assert!(!v.errors_at("/readinessChecks(0)/protocol").is_empty());
+        assert!(!v.errors_at("/readinessChecks(0)/path").is_empty());
+        assert_eq!(
+            v.errors_at("/readinessChecks(0)/timeoutSeconds"),
+            ["must be less than intervalSeconds"]
+        );
+        assert!(!v
+            .errors_at("/readinessChecks(0)/httpStatusCodesForReady(1)")
+            .is_empty());
+        // The second check is valid on its own (default name, path, interval, timeout).
+        assert!(v.errors_at("/readinessChecks(1)/portName").is_empty());
     }
 
     #[test]

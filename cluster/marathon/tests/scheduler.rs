@@ -851,3 +851,108 @@ async fn dependencies_start_in_order() {
     h.sim.run_task(&web.info.task_id.0);
     deployments_done(&h.router).await;
 }
+
+/// A deployment of an app with a readiness check waits until Marathon's own HTTP probe of
+/// the task's named port answers with a ready status; results show in the deployment and
+/// in `embed=apps.readiness`; after that the app is steady and no longer probed.
+#[tokio::test]
+async fn readiness_checks_gate_the_deployment() {
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+
+    // The "task": a real HTTP server on a port the simulated agent offers.
+    let status = Arc::new(AtomicU16::new(503));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let (s2, h2) = (status.clone(), hits.clone());
+    let app = axum::Router::new().route(
+        "/v1/plan",
+        axum::routing::get(move || {
+            let (s, h) = (s2.clone(), h2.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                let code = s.load(Ordering::SeqCst);
+                (
+                    axum::http::StatusCode::from_u16(code).unwrap(),
+                    [("content-type", "application/json")],
+                    format!("{{\"status\":{code}}}"),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let sim = SimMaster::new(SimOptions::default());
+    let mut r = BTreeMap::new();
+    r.insert(
+        "*".to_string(),
+        Resources::new(4.0, 4096.0, 10_000.0).with_ports([(port, port)]),
+    );
+    sim.add_agent("local", "127.0.0.1", r, BTreeMap::new());
+    sim.spawn_ticker(Duration::from_millis(20));
+    let store: Arc<dyn Store> = Arc::new(EmbeddedStore::in_memory());
+    let h = start(sim, store).await;
+
+    let (s, _, body) = req(
+        &h.router,
+        "POST",
+        "/v2/apps",
+        Some(
+            json!({"id":"/kafka","cmd":"serve","cpus":0.1,"mem":32,"instances":1,
+            "requirePorts":true,"portDefinitions":[{"port":port,"name":"api"}],
+            "readinessChecks":[{"name":"kafkaUpdateProgress","path":"/v1/plan","portName":"api",
+                "intervalSeconds":0.2,"timeoutSeconds":0.1,"preserveLastResponse":true}]}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(
+        body["readinessChecks"][0]["httpStatusCodesForReady"],
+        json!([200])
+    );
+    assert_eq!(body["readinessChecks"][0]["protocol"], "HTTP");
+
+    // Running, probed, not ready: the deployment stays and says why.
+    let deps = wait_http(&h.router, "/v2/deployments", "a probe result", |v| {
+        v[0]["currentActions"][0]["readinessCheckResults"][0]["lastResponse"]["status"] == 503
+    })
+    .await;
+    let res = &deps[0]["currentActions"][0]["readinessCheckResults"][0];
+    assert_eq!(res["name"], "kafkaUpdateProgress");
+    assert_eq!(res["ready"], false);
+    assert_eq!(res["lastResponse"]["contentType"], "application/json");
+    assert_eq!(res["lastResponse"]["body"], "{\"status\":503}");
+    assert!(res["taskId"].as_str().unwrap().starts_with("kafka."));
+    let (_, _, v) = req(&h.router, "GET", "/v2/apps/kafka?embed=app.readiness", None).await;
+    assert_eq!(v["app"]["tasksRunning"], 1);
+    assert_eq!(v["app"]["readinessCheckResults"][0]["ready"], false);
+    // Probed again at its interval while not ready.
+    let before = hits.load(Ordering::SeqCst);
+    wait_for("another probe", || hits.load(Ordering::SeqCst) > before).await;
+    let (_, _, d) = req(&h.router, "GET", "/v2/deployments", None).await;
+    assert_eq!(d.as_array().unwrap().len(), 1, "not ready: still deploying");
+
+    // Ready: the deployment finishes; the app is steady and no longer probed.
+    status.store(200, Ordering::SeqCst);
+    deployments_done(&h.router).await;
+    let (_, _, v) = req(&h.router, "GET", "/v2/apps/kafka?embed=app.readiness", None).await;
+    assert_eq!(v["app"]["readinessCheckResults"], json!([]));
+    let settled = hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        settled,
+        "steady apps are not probed"
+    );
+
+    // A port name the app does not have is a 422 naming the field.
+    let (s, _, body) = req(
+        &h.router,
+        "PUT",
+        "/v2/apps/kafka",
+        Some(json!({"readinessChecks":[{"portName":"nope"}]})),
+    )
+    .await;
+    assert_eq!(s, 422, "{body}");
+    assert_eq!(body["details"][0]["path"], "/readinessChecks(0)/portName");
+}
