@@ -36,7 +36,8 @@ for i in $(seq 1 "$n"); do
   e=$(now)
   times+=("$(python3 -c "print(round(($e-$s)*1000))")")
   "$bin/dcos" package uninstall hello-service --yes >/dev/null 2>&1
-  while curl -fsS -o /dev/null "$url/service/marathon/v2/apps/hello-service" 2>/dev/null; do sleep 0.02; done
+  # Gone = its StopApplication deployment is over (until then a new install is a 409).
+  until curl -fsS "$url/service/marathon/v2/deployments" 2>/dev/null | grep -qx '\[\]'; do sleep 0.02; done
 done
 python3 - "${times[@]}" <<'PY'
 import statistics, sys

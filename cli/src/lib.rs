@@ -38,6 +38,9 @@ pub enum Command {
     /// Manage Marathon apps, tasks and deployments
     #[command(subcommand)]
     Marathon(MarathonCmd),
+    /// Manage jobs: one-off and scheduled (Metronome)
+    #[command(subcommand)]
+    Job(JobCmd),
     /// Cluster nodes
     Node(NodeArgs),
     /// Tasks (all frameworks) and their sandbox logs
@@ -291,6 +294,75 @@ pub enum DeploymentCmd {
     },
     /// Cancel a deployment and roll its change back
     Rollback { deployment_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCmd {
+    /// List jobs with their status, schedule and last results
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a job from a JSON file (a `schedules` array in it is added too)
+    Add { file: std::path::PathBuf },
+    /// Show a job (with its schedules, active runs and history summary)
+    Show { job_id: String },
+    /// Replace a job's definition from a JSON file (its schedules are kept)
+    Update { file: std::path::PathBuf },
+    /// Remove a job
+    Remove {
+        job_id: String,
+        /// Stop the job's active runs too (otherwise a job with active runs is refused)
+        #[arg(long)]
+        stop_current_job_runs: bool,
+    },
+    /// Start a run of a job now
+    Run {
+        job_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a run (or every active run with --all)
+    Kill {
+        job_id: String,
+        run_id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Finished runs of a job
+    History {
+        job_id: String,
+        /// Only the failed runs
+        #[arg(long)]
+        show_failures: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage a job's schedule
+    #[command(subcommand)]
+    Schedule(ScheduleCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCmd {
+    /// Show a job's schedules
+    Show {
+        job_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a schedule from a JSON file
+    Add {
+        job_id: String,
+        file: std::path::PathBuf,
+    },
+    /// Replace a schedule from a JSON file
+    Update {
+        job_id: String,
+        file: std::path::PathBuf,
+    },
+    /// Remove a schedule
+    Remove { job_id: String, schedule_id: String },
 }
 
 #[derive(Debug, Args)]

@@ -401,3 +401,107 @@ fn mesos_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no task matches"));
 }
+
+#[test]
+fn job_commands() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    let job = c.dir.path().join("job.json");
+    std::fs::write(
+        &job,
+        r#"{"id":"nightly.report","description":"the report","run":{"cmd":"make report","cpus":0.1,"mem":32},
+            "schedules":[{"id":"night","cron":"30 2 * * *","timezone":"UTC"}]}"#,
+    )
+    .unwrap();
+    let out = c.dcos(&["job", "add", job.to_str().unwrap()]);
+    ok(&out);
+    assert!(stdout(&out).contains("Created job nightly.report with 1 schedule(s)"));
+    // A second add is the server's 409, exit 1, with its message.
+    let out = c.dcos(&["job", "add", job.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = c.dcos(&["job", "list"]);
+    ok(&out);
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("nightly.report"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.contains("Scheduled") && line.contains("T02:30:00"),
+        "{line}"
+    );
+    let out = c.dcos(&["job", "schedule", "show", "nightly.report"]);
+    ok(&out);
+    assert!(stdout(&out).contains("30 2 * * *"), "{}", stdout(&out));
+
+    // Run it: the run is active until its task finishes.
+    let out = c.dcos(&["job", "run", "nightly.report"]);
+    ok(&out);
+    let run_id = stdout(&out)
+        .trim()
+        .strip_prefix("Run ID: ")
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(run_id.len(), 19, "yyyyMMddHHmmss + 5: {run_id:?}");
+    let mut task = None;
+    for _ in 0..200 {
+        task = c
+            .sim
+            .tasks()
+            .into_iter()
+            .map(|t| t.info.task_id.0)
+            .find(|t| t.contains(&run_id));
+        if task.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let task = task.expect("the run's task was launched on the master");
+    let out = c.dcos(&["job", "list", "--json"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["activeRuns"][0]["id"], run_id.as_str());
+    // Removing a job with an active run is refused with a hint.
+    let out = c.dcos(&["job", "remove", "nightly.report"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--stop-current-job-runs"),
+        "{}",
+        stderr(&out)
+    );
+
+    c.sim
+        .finish_task(&task, dcos_types::TaskState::Finished, "done");
+    let mut history = String::new();
+    for _ in 0..200 {
+        let out = c.dcos(&["job", "history", "nightly.report"]);
+        ok(&out);
+        history = stdout(&out);
+        if history.contains("SUCCESS") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        history.contains(&run_id) && history.contains("SUCCESS"),
+        "{history}"
+    );
+    assert!(history.contains("1 successful, 0 failed"), "{history}");
+
+    // Bad input: the server's 422 reasons, exit 1; a missing job, exit 1 with its message.
+    std::fs::write(&job, r#"{"id":"Bad_Id","run":{"cmd":"x","mem":8}}"#).unwrap();
+    let out = c.dcos(&["job", "add", job.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("/run/mem") || err.contains("mem"), "{err}");
+    let out = c.dcos(&["job", "show", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    ok(&c.dcos(&["job", "schedule", "remove", "nightly.report", "night"]));
+    ok(&c.dcos(&["job", "remove", "nightly.report"]));
+    let out = c.dcos(&["job", "list", "--json"]);
+    assert_eq!(stdout(&out).trim(), "[]");
+}

@@ -162,6 +162,28 @@ if [ -n "$CORPUS_URL" ]; then
 fi
 check "dcos package uninstall hello-service --yes" dcos package uninstall hello-service --yes
 check_fails "hello-service app is gone" curl -fsS "$URL/service/marathon/v2/apps/hello-service"
+
+# Jobs (Metronome): a job with a schedule, run now, its task writes to its sandbox.
+cat >"$work/job.json" <<'JOB'
+{"id": "e2e.report", "description": "writes a report",
+ "run": {"cmd": "echo report-$MESOS_TASK_ID > report.txt && cat report.txt", "cpus": 0.1, "mem": 32},
+ "schedules": [{"id": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}]}
+JOB
+check_out "dcos job add (with a schedule)" "Created job e2e.report" dcos job add "$work/job.json"
+check_out "dcos job list shows it Scheduled" "e2e\.report +Scheduled" dcos job list
+check_out "dcos job schedule show has the next run" "nightly +0 3 \* \* \* +Europe/Berlin" dcos job schedule show e2e.report
+check_out "dcos job run" "^Run ID: [0-9]{14}[A-Za-z0-9]{5}" dcos job run e2e.report
+if retry 60 sh -c "dcos job history e2e.report | grep -q SUCCESS"; then
+  ok "the run finished with SUCCESS (dcos job history)"
+else
+  not_ok "the run finished with SUCCESS (dcos job history)"
+fi
+check_out "its task wrote to its sandbox (dcos task log)" "report-e2e" dcos task log --completed e2e report.txt
+check_fails "dcos job add of an invalid job is refused" dcos job add "$root/README.md"
+echo '{"id": "Bad_Id", "run": {"cmd": "true", "mem": 8}}' >"$work/badjob.json"
+check_out "an invalid job gets the server's reasons" "mem|id" sh -c "dcos job add '$work/badjob.json' 2>&1; true"
+check "dcos job remove" dcos job remove e2e.report
+check_fails "the job is gone" curl -fsS "$URL/service/metronome/v1/jobs/e2e.report"
 [ -n "$CORPUS_URL" ] && check "dcos package repo remove corpus" dcos package repo remove corpus
 
 # ---- scenario 2: the published DC/OS CLI 0.6.1, auth off -----------------------------------
@@ -193,6 +215,12 @@ if [ -x "$real" ]; then
   fi
   check_real "dcos package uninstall sandbox-worker --yes (real)" "$real" package uninstall sandbox-worker --yes
   check_real "dcos package list (real)" "$real" package list
+  echo '{"id": "e2e.real", "run": {"cmd": "echo hi", "cpus": 0.1, "mem": 32, "disk": 0}}' >"$work/realjob.json"
+  check_real "dcos job add (real)" "$real" job add "$work/realjob.json"
+  check_out "dcos job list (real)" "e2e.real" "$real" job list
+  check_out "dcos job run (real)" "Run ID" "$real" job run e2e.real
+  check_real "dcos job show (real)" "$real" job show e2e.real
+  check_real "dcos job remove (real)" "$real" job remove e2e.real --stop-current-job-runs
   check_real "dcos marathon app list (real)" "$real" marathon app list
   check_real "dcos marathon task list (real)" "$real" marathon task list
   check_real "dcos node (real)" "$real" node

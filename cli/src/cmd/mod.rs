@@ -1,6 +1,7 @@
 //! Command implementations.
 
 pub mod cluster;
+pub mod job;
 pub mod marathon;
 pub mod mesos;
 pub mod package;
@@ -34,6 +35,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Auth(c) => cluster::auth(c),
         Command::Package(c) => package::run(&Ctx::load()?, c),
         Command::Marathon(c) => marathon::run(&Ctx::load()?, c),
+        Command::Job(c) => job::run(&Ctx::load()?, c),
         Command::Node(a) => {
             let json = match a.command {
                 Some(NodeCmd::List { json }) => json || a.json,

@@ -384,7 +384,7 @@ pub fn wait_for_app(api: &Api, app_id: &str, timeout: Duration, progress: bool) 
                 ),
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     };
     bar.finish_and_clear();
     result

@@ -470,6 +470,8 @@ async fn serve(rt: &tokio::runtime::Runtime, app: Router) -> String {
 
 pub struct FakeCluster {
     pub rt: tokio::runtime::Runtime,
+    /// The simulated master under the real Metronome (`finish_task` ends a job's task).
+    pub sim: Arc<dcos_marathon::sim::SimMaster>,
     pub url: String,
     pub state: Shared,
     pub dir: tempfile::TempDir,
@@ -491,7 +493,7 @@ impl FakeCluster {
             .build()
             .unwrap();
         let state: Shared = Arc::new(Mutex::new(FakeState::default()));
-        let url = rt.block_on(async {
+        let (url, sim) = rt.block_on(async {
             let cosmos_url = serve(
                 &rt,
                 Router::new().fallback(cosmos).with_state(state.clone()),
@@ -505,10 +507,25 @@ impl FakeCluster {
             let mesos_url =
                 serve(&rt, Router::new().fallback(mesos).with_state(state.clone())).await;
             let agent_url = serve(&rt, Router::new().fallback(agent)).await;
+            // The real Metronome, on a simulated master whose tasks finish at once.
+            let sim = dcos_marathon::sim::SimMaster::new(dcos_marathon::sim::SimOptions::default());
+            sim.add_simple_agent("agent-1", 4.0, 4096.0);
+            sim.spawn_ticker(std::time::Duration::from_millis(20));
+            let metronome = dcos_metronome::Metronome::start(
+                sim.clone(),
+                Arc::new(dcos_store::EmbeddedStore::in_memory()),
+                dcos_metronome::MetronomeConfig {
+                    tick: std::time::Duration::from_millis(50),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let metronome_url = serve(&rt, metronome.router()).await;
             let mut cfg = AdminRouterConfig::new(CLUSTER_ID);
             cfg.cosmos = Some(cosmos_url);
             cfg.marathon = Some(marathon_url);
             cfg.mesos = Some(mesos_url);
+            cfg.metronome = Some(metronome_url);
             cfg.agents = Some(Arc::new(move |id: &str| {
                 (id == "agent-1").then(|| agent_url.clone())
             }));
@@ -533,10 +550,11 @@ impl FakeCluster {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             rt.spawn(ar.serve(listener));
-            format!("http://{addr}")
+            (format!("http://{addr}"), sim)
         });
         Self {
             rt,
+            sim,
             url,
             state,
             dir: tempfile::tempdir().unwrap(),

@@ -101,6 +101,7 @@ impl AllInOneArgs {
         let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
         let extras = Extras {
             listen_marathon: any,
+            listen_metronome: any,
             listen_cosmos: any,
             repositories,
             builtin_repository: !self.no_builtin_repository,

@@ -74,6 +74,9 @@ pub struct Cli {
     /// Marathon's API on a master (loopback: the Admin Router is the way in).
     #[arg(long, env = "DCOSD_LISTEN_MARATHON", default_value = "127.0.0.1:8080")]
     pub listen_marathon: SocketAddr,
+    /// Metronome (jobs) on a master (loopback: the Admin Router is the way in).
+    #[arg(long, env = "DCOSD_LISTEN_METRONOME", default_value = "127.0.0.1:9000")]
+    pub listen_metronome: SocketAddr,
     /// Cosmos on a master (loopback: the Admin Router is the way in).
     #[arg(long, env = "DCOSD_LISTEN_COSMOS", default_value = "127.0.0.1:7070")]
     pub listen_cosmos: SocketAddr,

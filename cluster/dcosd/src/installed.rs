@@ -111,6 +111,7 @@ pub fn resolve(inst: &Installed, cli: &Cli) -> anyhow::Result<InstalledNode> {
     };
     let extras = Extras {
         listen_marathon: local(inst.ports.marathon),
+        listen_metronome: local(inst.ports.metronome),
         listen_cosmos: local(inst.ports.cosmos),
         repositories: inst
             .universe_repositories

@@ -18,6 +18,8 @@ use crate::services::{
 pub struct Extras {
     /// Run Marathon and Cosmos next to the master (always, on a master).
     pub listen_marathon: SocketAddr,
+    /// Metronome (jobs), also on every master.
+    pub listen_metronome: SocketAddr,
     pub listen_cosmos: SocketAddr,
     /// Cosmos's initial repositories, in order (name, uri).
     pub repositories: Vec<(String, String)>,
@@ -35,6 +37,7 @@ impl Extras {
     pub fn for_cli(cli: &crate::Cli, config: &NodeConfig, adminrouter: bool) -> Extras {
         Extras {
             listen_marathon: cli.listen_marathon,
+            listen_metronome: cli.listen_metronome,
             listen_cosmos: cli.listen_cosmos,
             repositories: Vec::new(),
             builtin_repository: true,
@@ -109,6 +112,7 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
         &ServicesConfig {
             host: host.clone(),
             listen_marathon: extras.listen_marathon,
+            listen_metronome: extras.listen_metronome,
             listen_cosmos: extras.listen_cosmos,
             repositories,
         },
@@ -117,6 +121,7 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
     let adminrouter = match &extras.adminrouter {
         Some(settings) => {
             let marathon = svc.marathon.clone();
+            let metronome = svc.metronome.clone();
             let local_agents: Vec<dcos_agent::Agent> =
                 node.agents.iter().map(|a| a.agent.clone()).collect();
             let health = Arc::new(move || {
@@ -132,6 +137,17 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
                         "not registered with the master yet"
                     },
                 ));
+                let fw = metronome.framework_id().is_some();
+                units.push(unit(
+                    "dcos-metronome.service",
+                    "Jobs Service",
+                    fw,
+                    if fw {
+                        ""
+                    } else {
+                        "not registered with the master yet"
+                    },
+                ));
                 units.push(unit("dcos-cosmos.service", "Package Service", true, ""));
                 units.push(unit("dcos-adminrouter.service", "Admin Router", true, ""));
                 units.extend(local_agents.iter().map(agent_unit));
@@ -140,6 +156,7 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
             let up = Upstreams {
                 mesos: master.url.clone(),
                 marathon: svc.marathon_server.url.clone(),
+                metronome: svc.metronome_server.url.clone(),
                 cosmos: svc.cosmos_server.url.clone(),
             };
             Some(

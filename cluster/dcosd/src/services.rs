@@ -87,10 +87,12 @@ impl Server {
     }
 }
 
-/// Marathon and Cosmos on a master.
+/// Marathon, Metronome and Cosmos on a master.
 pub struct MasterServices {
     pub marathon: dcos_marathon::Marathon,
     pub marathon_server: Server,
+    pub metronome: dcos_metronome::Metronome,
+    pub metronome_server: Server,
     pub cosmos_server: Server,
 }
 
@@ -99,6 +101,7 @@ pub struct MasterServices {
 pub struct ServicesConfig {
     pub host: String,
     pub listen_marathon: SocketAddr,
+    pub listen_metronome: SocketAddr,
     pub listen_cosmos: SocketAddr,
     /// Repositories Cosmos starts with (the first use writes them to the store).
     pub repositories: Vec<(String, String)>,
@@ -127,6 +130,27 @@ pub async fn start_master_services(
     let marathon_server =
         Server::serve("marathon", marathon_listener, &cfg.host, marathon.router())?;
 
+    let metronome_listener = tokio::net::TcpListener::bind(cfg.listen_metronome)
+        .await
+        .with_context(|| format!("binding Metronome to {}", cfg.listen_metronome))?;
+    let jconf = dcos_metronome::MetronomeConfig {
+        hostname: cfg.host.clone(),
+        http_port: metronome_listener.local_addr()?.port(),
+        ..Default::default()
+    };
+    let metronome = dcos_metronome::Metronome::start(
+        Arc::new(master.master.clone()),
+        master.store.clone(),
+        jconf,
+    )
+    .map_err(|e| anyhow::anyhow!("starting Metronome: {e}"))?;
+    let metronome_server = Server::serve(
+        "metronome",
+        metronome_listener,
+        &cfg.host,
+        metronome.router(),
+    )?;
+
     let mut cc = cosmos::CosmosConfig::new(
         marathon_server.url.clone(),
         master.url.clone(),
@@ -150,6 +174,8 @@ pub async fn start_master_services(
     Ok(MasterServices {
         marathon,
         marathon_server,
+        metronome,
+        metronome_server,
         cosmos_server,
     })
 }
@@ -157,6 +183,7 @@ pub async fn start_master_services(
 impl MasterServices {
     pub async fn stop(self) {
         self.cosmos_server.stop().await;
+        self.metronome_server.stop().await;
         self.marathon_server.stop().await;
     }
 }
@@ -196,6 +223,7 @@ impl std::fmt::Debug for SuperuserSecret {
 pub struct Upstreams {
     pub mesos: String,
     pub marathon: String,
+    pub metronome: String,
     pub cosmos: String,
 }
 
@@ -240,6 +268,7 @@ pub async fn start_adminrouter(
     let mut cfg = AdminRouterConfig::new(id);
     cfg.cosmos = Some(up.cosmos);
     cfg.marathon = Some(up.marathon.clone());
+    cfg.metronome = Some(up.metronome);
     cfg.mesos = Some(up.mesos.clone());
     let agents = AgentCache::new();
     let mut refreshers = vec![agents.spawn_refresh(&up.mesos, Duration::from_millis(500))];

@@ -1,0 +1,979 @@
+//! The framework: in-memory state with its transitions (pure, driven by a `now` in epoch ms),
+//! and the loop around it that talks to the master and writes the store.
+//!
+//! Store layout (all under `/metronome/`):
+//! * `framework-id` — the id the master gave us (JSON string);
+//! * `jobs/<jobId>` — the [`JobSpec`];
+//! * `schedules/<jobId>` — the job's schedules (a list with at most one entry);
+//! * `runs/<jobId>/<runId>` — each active [`JobRun`];
+//! * `history/<jobId>` — the job's [`History`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcos_store::{Op, Store};
+use dcos_types::{
+    AgentId, CommandInfo, ContainerInfo, DockerInfo, Filters, FrameworkId, FrameworkInfo,
+    MasterApi, Offer, Resources, SchedulerCall, SchedulerEvent, TaskId, TaskInfo, TaskState,
+    TaskStatus, UriInfo,
+};
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::model::{
+    next_fire, parse_task_id, task_id, History, JobRun, JobSpec, RunSpec, RunStatus, RunTask,
+    ScheduleSpec,
+};
+use crate::{MetronomeConfig, StartError};
+
+pub const P_FRAMEWORK: &str = "/metronome/framework-id";
+pub const P_JOBS: &str = "/metronome/jobs/";
+pub const P_SCHEDULES: &str = "/metronome/schedules/";
+pub const P_RUNS: &str = "/metronome/runs/";
+pub const P_HISTORY: &str = "/metronome/history/";
+
+pub fn job_key(id: &str) -> String {
+    format!("{P_JOBS}{id}")
+}
+pub fn schedules_key(id: &str) -> String {
+    format!("{P_SCHEDULES}{id}")
+}
+pub fn run_key(job: &str, run: &str) -> String {
+    format!("{P_RUNS}{job}/{run}")
+}
+pub fn history_key(id: &str) -> String {
+    format!("{P_HISTORY}{id}")
+}
+
+/// The clock: epoch milliseconds. Injectable so that tests can move time.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| chrono::Utc::now().timestamp_millis())
+}
+
+/// Refuse offers for this long when nothing waits.
+const DECLINE_IDLE_SECONDS: f64 = 120.0;
+/// Refuse offers for this long when what waits does not fit.
+const DECLINE_UNFIT_SECONDS: f64 = 5.0;
+/// Longest pause between two tasks of a run that fails under ON_FAILURE.
+const MAX_RETRY_BACKOFF_MS: i64 = 60_000;
+
+/// One job with everything that hangs off it.
+#[derive(Clone, Debug)]
+pub struct JobEntry {
+    pub spec: JobSpec,
+    pub schedules: Vec<ScheduleSpec>,
+    /// Next fire of the first enabled schedule (epoch ms).
+    pub next_fire: Option<i64>,
+    pub runs: BTreeMap<String, JobRun>,
+    pub history: History,
+}
+
+impl JobEntry {
+    pub fn new(spec: JobSpec) -> JobEntry {
+        JobEntry {
+            spec,
+            schedules: Vec::new(),
+            next_fire: None,
+            runs: BTreeMap::new(),
+            history: History::default(),
+        }
+    }
+
+    /// Recomputes the next fire time from `now`.
+    pub fn reschedule(&mut self, now: i64) {
+        self.next_fire = self
+            .schedules
+            .first()
+            .filter(|s| s.enabled)
+            .and_then(|s| next_fire(s, now));
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Counters {
+    pub runs_started: u64,
+    pub runs_succeeded: u64,
+    pub runs_failed: u64,
+    pub tasks_launched: u64,
+    pub tasks_failed: u64,
+    pub offers_received: u64,
+    pub offers_declined: u64,
+    pub schedule_fires: u64,
+    pub schedule_skips: u64,
+    pub status_updates: u64,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub framework_id: Option<String>,
+    pub jobs: BTreeMap<String, JobEntry>,
+    pub suppressed: bool,
+    pub revive_wanted: bool,
+    pub last_tick: i64,
+    pub counters: Counters,
+}
+
+/// Store writes and master calls collected under the lock.
+#[derive(Default)]
+pub struct Effects {
+    pub ops: Vec<Op>,
+    pub calls: Vec<SchedulerCall>,
+}
+
+impl Effects {
+    pub fn put<T: Serialize + ?Sized>(&mut self, key: String, v: &T) {
+        match Op::put_json(key, v, dcos_store::Precondition::Any) {
+            Ok(op) => self.ops.push(op),
+            Err(e) => tracing::error!("metronome: cannot encode a store value: {e}"),
+        }
+    }
+    pub fn delete(&mut self, key: String) {
+        self.ops.push(Op::delete(key));
+    }
+}
+
+/// The status Metronome shows for a Mesos task state.
+pub fn exposed_task_status(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Staging => "TASK_STAGING",
+        TaskState::Starting => "TASK_STARTING",
+        TaskState::Running | TaskState::Killing | TaskState::Unreachable | TaskState::Unknown => {
+            "TASK_RUNNING"
+        }
+        TaskState::Finished => "TASK_FINISHED",
+        TaskState::Killed => "TASK_KILLED",
+        TaskState::Failed
+        | TaskState::Error
+        | TaskState::Lost
+        | TaskState::Dropped
+        | TaskState::Gone => "TASK_FAILED",
+    }
+}
+
+impl State {
+    pub fn active_runs(&self) -> usize {
+        self.jobs.values().map(|e| e.runs.len()).sum()
+    }
+
+    /// Creates a run of `job` (persisted as STARTING, waiting for an offer).
+    pub fn new_run(
+        &mut self,
+        job: &str,
+        now: i64,
+        starting_deadline: Option<i64>,
+        fx: &mut Effects,
+    ) -> Option<JobRun> {
+        let entry = self.jobs.get_mut(job)?;
+        let mut id = crate::model::new_run_id(now);
+        while entry.runs.contains_key(&id) {
+            id = crate::model::new_run_id(now);
+        }
+        let run = JobRun {
+            id: id.clone(),
+            job_id: job.to_string(),
+            status: RunStatus::Starting,
+            created_at: now,
+            completed_at: None,
+            tasks: Vec::new(),
+            run: entry.spec.run.clone(),
+            starting_deadline,
+            current: None,
+            waiting: true,
+            waiting_since: now,
+            not_before: now,
+            stopping: false,
+            failed_tasks: 0,
+        };
+        fx.put(run_key(job, &id), &run);
+        entry.runs.insert(id, run.clone());
+        self.counters.runs_started += 1;
+        self.revive_wanted = true;
+        Some(run)
+    }
+
+    /// Ends a run with `status`: moves it into the history.
+    pub fn finish_run(
+        &mut self,
+        job: &str,
+        run_id: &str,
+        status: RunStatus,
+        now: i64,
+        cap: usize,
+        fx: &mut Effects,
+    ) -> Option<JobRun> {
+        let entry = self.jobs.get_mut(job)?;
+        let mut run = entry.runs.remove(run_id)?;
+        run.status = status;
+        run.completed_at = Some(now);
+        run.waiting = false;
+        entry.history.record(&run, cap);
+        fx.delete(run_key(job, run_id));
+        fx.put(history_key(job), &entry.history);
+        match status {
+            RunStatus::Success => self.counters.runs_succeeded += 1,
+            _ => self.counters.runs_failed += 1,
+        }
+        tracing::info!(
+            "metronome: run {job}/{run_id} finished: {}",
+            status.as_str()
+        );
+        Some(run)
+    }
+
+    /// Requests a stop: kills the live task, or fails the run at once if none runs.
+    pub fn stop_run(
+        &mut self,
+        job: &str,
+        run_id: &str,
+        now: i64,
+        cap: usize,
+        fx: &mut Effects,
+    ) -> Option<JobRun> {
+        let run = self.jobs.get_mut(job)?.runs.get_mut(run_id)?;
+        run.stopping = true;
+        run.waiting = false;
+        match run.current.clone() {
+            Some(t) => {
+                let agent = run
+                    .tasks
+                    .iter()
+                    .find(|x| x.id == t)
+                    .map(|x| AgentId(x.agent_id.clone()));
+                fx.calls.push(SchedulerCall::Kill {
+                    task_id: TaskId(t),
+                    agent_id: agent,
+                    grace_period_seconds: None,
+                });
+                let snapshot = run.clone();
+                fx.put(run_key(job, run_id), &snapshot);
+                Some(snapshot)
+            }
+            None => self.finish_run(job, run_id, RunStatus::Failed, now, cap, fx),
+        }
+    }
+
+    /// Kill calls for every live task of `job`'s runs.
+    pub fn kill_calls(entry: &JobEntry) -> Vec<SchedulerCall> {
+        entry
+            .runs
+            .values()
+            .filter_map(|r| {
+                let t = r.current.clone()?;
+                let agent = r
+                    .tasks
+                    .iter()
+                    .find(|x| x.id == t)
+                    .map(|x| AgentId(x.agent_id.clone()));
+                Some(SchedulerCall::Kill {
+                    task_id: TaskId(t),
+                    agent_id: agent,
+                    grace_period_seconds: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Applies a task status update; acknowledges it.
+    pub fn on_status(&mut self, s: &TaskStatus, now: i64, cap: usize, fx: &mut Effects) {
+        self.counters.status_updates += 1;
+        if !s.uuid.is_empty() {
+            fx.calls.push(SchedulerCall::Acknowledge {
+                agent_id: s.agent_id.clone(),
+                task_id: s.task_id.clone(),
+                uuid: s.uuid.clone(),
+            });
+        }
+        let tid = s.task_id.0.as_str();
+        let kill_orphan = |fx: &mut Effects| {
+            if !s.state.is_terminal() && s.state != TaskState::Unknown {
+                tracing::info!("metronome: killing unknown task {tid}");
+                fx.calls.push(SchedulerCall::Kill {
+                    task_id: s.task_id.clone(),
+                    agent_id: Some(s.agent_id.clone()),
+                    grace_period_seconds: None,
+                });
+            }
+        };
+        let Some((job, run_id)) = parse_task_id(tid) else {
+            kill_orphan(fx);
+            return;
+        };
+        let (job, run_id) = (job.to_string(), run_id.to_string());
+        let Some(run) = self
+            .jobs
+            .get_mut(&job)
+            .and_then(|e| e.runs.get_mut(&run_id))
+        else {
+            kill_orphan(fx);
+            return;
+        };
+        let Some(task) = run.tasks.iter_mut().find(|t| t.id == tid) else {
+            kill_orphan(fx);
+            return;
+        };
+        task.status = exposed_task_status(s.state).to_string();
+        if s.state.is_terminal() && task.completed_at.is_none() {
+            task.completed_at = Some(now);
+        }
+        if run.current.as_deref() != Some(tid) {
+            let snapshot = run.clone();
+            fx.put(run_key(&job, &run_id), &snapshot);
+            return;
+        }
+        match s.state {
+            TaskState::Finished => {
+                run.current = None;
+                self.finish_run(&job, &run_id, RunStatus::Success, now, cap, fx);
+            }
+            st if st.is_terminal() => {
+                self.counters.tasks_failed += 1;
+                run.current = None;
+                run.failed_tasks += 1;
+                let within_deadline = run
+                    .run
+                    .restart
+                    .active_deadline_seconds
+                    .is_none_or(|d| now < run.created_at.saturating_add(d as i64 * 1000));
+                if !run.stopping && run.run.restarts_on_failure() && within_deadline {
+                    let backoff = if run.failed_tasks <= 1 {
+                        0
+                    } else {
+                        (1000i64 << (run.failed_tasks - 2).min(16)).min(MAX_RETRY_BACKOFF_MS)
+                    };
+                    tracing::info!(
+                        "metronome: task {tid} of run {job}/{run_id} ended {}; retrying (ON_FAILURE)",
+                        s.state.as_str()
+                    );
+                    run.status = RunStatus::Starting;
+                    run.waiting = true;
+                    run.waiting_since = now;
+                    run.not_before = now + backoff;
+                    let snapshot = run.clone();
+                    fx.put(run_key(&job, &run_id), &snapshot);
+                    self.revive_wanted = true;
+                } else {
+                    self.finish_run(&job, &run_id, RunStatus::Failed, now, cap, fx);
+                }
+            }
+            _ => {
+                run.status = RunStatus::Active;
+                let snapshot = run.clone();
+                fx.put(run_key(&job, &run_id), &snapshot);
+            }
+        }
+    }
+
+    /// Launches that the master refused (the offer was gone): wait for another offer.
+    pub fn launch_failed(&mut self, task_ids: &[String], fx: &mut Effects) {
+        for tid in task_ids {
+            let Some((job, run_id)) = parse_task_id(tid) else {
+                continue;
+            };
+            let Some(run) = self.jobs.get_mut(job).and_then(|e| e.runs.get_mut(run_id)) else {
+                continue;
+            };
+            run.tasks.retain(|t| t.id != *tid);
+            if run.current.as_deref() == Some(tid.as_str()) {
+                run.current = None;
+                run.waiting = !run.stopping;
+                if run.tasks.is_empty() {
+                    run.status = RunStatus::Starting;
+                }
+            }
+            let snapshot = run.clone();
+            fx.put(run_key(job, run_id), &snapshot);
+            self.revive_wanted = true;
+        }
+    }
+
+    /// Time-based work: schedules that are due, starting deadlines, launch delays, retries.
+    pub fn tick(&mut self, now: i64, cap: usize, fx: &mut Effects) {
+        let ids: Vec<String> = self.jobs.keys().cloned().collect();
+        for id in &ids {
+            let Some(entry) = self.jobs.get_mut(id) else {
+                continue;
+            };
+            let Some(s) = entry.schedules.first().filter(|s| s.enabled).cloned() else {
+                entry.next_fire = None;
+                continue;
+            };
+            if entry.next_fire.is_none() {
+                entry.next_fire = next_fire(&s, now);
+            }
+            let Some(due) = entry.next_fire.filter(|n| *n <= now) else {
+                continue;
+            };
+            // The next one from now: missed fires are not caught up.
+            entry.next_fire = next_fire(&s, now);
+            if s.forbids_concurrency() && !entry.runs.is_empty() {
+                tracing::info!(
+                    "metronome: schedule {id}/{} skipped (FORBID, a run is active)",
+                    s.id
+                );
+                self.counters.schedule_skips += 1;
+                continue;
+            }
+            self.counters.schedule_fires += 1;
+            let deadline = due.saturating_add(s.starting_deadline_seconds as i64 * 1000);
+            self.new_run(id, now, Some(deadline), fx);
+        }
+        let mut to_fail = Vec::new();
+        for (id, entry) in &self.jobs {
+            for run in entry.runs.values() {
+                if !run.waiting {
+                    continue;
+                }
+                if run.tasks.is_empty() && run.starting_deadline.is_some_and(|d| now > d) {
+                    tracing::warn!(
+                        "metronome: run {id}/{} missed its starting deadline",
+                        run.id
+                    );
+                    to_fail.push((id.clone(), run.id.clone()));
+                } else if now - run.waiting_since
+                    > (run.run.max_launch_delay as i64).saturating_mul(1000)
+                {
+                    tracing::warn!(
+                        "metronome: run {id}/{} not launched within maxLaunchDelay",
+                        run.id
+                    );
+                    to_fail.push((id.clone(), run.id.clone()));
+                } else if run.not_before > self.last_tick && run.not_before <= now {
+                    self.revive_wanted = true;
+                }
+            }
+        }
+        for (job, run) in to_fail {
+            self.finish_run(&job, &run, RunStatus::Failed, now, cap, fx);
+        }
+        self.last_tick = now;
+    }
+
+    /// Whether a run waits for an offer and may launch now.
+    pub fn launchable(&self, now: i64) -> bool {
+        self.jobs
+            .values()
+            .flat_map(|e| e.runs.values())
+            .any(|r| r.waiting && r.not_before <= now)
+    }
+
+    pub fn any_waiting(&self) -> bool {
+        self.jobs
+            .values()
+            .flat_map(|e| e.runs.values())
+            .any(|r| r.waiting)
+    }
+
+    /// Matches offers against waiting runs (oldest first), one task per run.
+    pub fn match_offers(
+        &mut self,
+        offers: Vec<Offer>,
+        roles: &[String],
+        now: i64,
+        fx: &mut Effects,
+    ) {
+        let mut queue: Vec<(i64, String, String)> = self
+            .jobs
+            .iter()
+            .flat_map(|(j, e)| {
+                e.runs
+                    .values()
+                    .filter(|r| r.waiting && r.not_before <= now)
+                    .map(move |r| (r.created_at, j.clone(), r.id.clone()))
+            })
+            .collect();
+        queue.sort();
+        for offer in offers {
+            self.counters.offers_received += 1;
+            let mut free = offer.resources.clone();
+            let mut tasks = Vec::new();
+            let mut i = 0;
+            while i < queue.len() {
+                let (_, job, run_id) = &queue[i];
+                let Some(run) = self.jobs.get_mut(job).and_then(|e| e.runs.get_mut(run_id)) else {
+                    queue.remove(i);
+                    continue;
+                };
+                let mut need = Resources::new(run.run.cpus, run.run.mem, run.run.disk);
+                need.gpus = run.run.gpus as f64;
+                let role = if placement_ok(&run.run, &offer) {
+                    free.iter()
+                        .filter(|(r, _)| roles.is_empty() || roles.contains(r) || *r == "*")
+                        .find(|(_, have)| have.contains(&need))
+                        .map(|(r, _)| r.clone())
+                } else {
+                    None
+                };
+                let Some(role) = role else {
+                    i += 1;
+                    continue;
+                };
+                if let Some(have) = free.get_mut(&role) {
+                    *have = have.minus(&need);
+                }
+                let labels = self
+                    .jobs
+                    .get(job)
+                    .map(|e| e.spec.labels.clone())
+                    .unwrap_or_default();
+                let Some(run) = self.jobs.get_mut(job).and_then(|e| e.runs.get_mut(run_id)) else {
+                    queue.remove(i);
+                    continue;
+                };
+                let tid = task_id(job, run_id);
+                let info = build_task(&run.run, job, &tid, &offer, &role, need, labels);
+                run.tasks.push(RunTask {
+                    id: tid.clone(),
+                    status: "TASK_STAGING".into(),
+                    agent_id: offer.agent_id.0.clone(),
+                    started_at: now,
+                    completed_at: None,
+                });
+                run.current = Some(tid);
+                run.waiting = false;
+                run.status = RunStatus::Active;
+                let snapshot = run.clone();
+                fx.put(run_key(job, run_id), &snapshot);
+                tasks.push(info);
+                self.counters.tasks_launched += 1;
+                queue.remove(i);
+            }
+            if tasks.is_empty() {
+                self.counters.offers_declined += 1;
+                let refuse_seconds = if queue.is_empty() {
+                    DECLINE_IDLE_SECONDS
+                } else {
+                    DECLINE_UNFIT_SECONDS
+                };
+                fx.calls.push(SchedulerCall::Decline {
+                    offer_ids: vec![offer.id],
+                    filters: Filters { refuse_seconds },
+                });
+            } else {
+                fx.calls.push(SchedulerCall::Accept {
+                    offer_ids: vec![offer.id],
+                    tasks,
+                    filters: Filters {
+                        refuse_seconds: 1.0,
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// Placement constraints against an offer's host name and attributes.
+pub fn placement_ok(run: &RunSpec, offer: &Offer) -> bool {
+    run.placement.constraints.iter().all(|c| {
+        let value = if c.attribute == "hostname" {
+            Some(offer.hostname.clone())
+        } else {
+            offer.attributes.get(&c.attribute).map(|a| a.as_text())
+        };
+        let want = c.value.clone().unwrap_or_default();
+        match c.operator.as_str() {
+            "IS" | "EQ" => value.as_deref() == Some(want.as_str()),
+            "LIKE" | "UNLIKE" => {
+                let re = regex::Regex::new(&format!("^(?:{want})$"));
+                let matched = match (&re, &value) {
+                    (Ok(re), Some(v)) => re.is_match(v),
+                    _ => false,
+                };
+                if c.operator == "LIKE" {
+                    matched
+                } else {
+                    !matched
+                }
+            }
+            _ => true,
+        }
+    })
+}
+
+/// Builds the Mesos task of a run.
+pub fn build_task(
+    run: &RunSpec,
+    job: &str,
+    tid: &str,
+    offer: &Offer,
+    role: &str,
+    resources: Resources,
+    labels: BTreeMap<String, String>,
+) -> TaskInfo {
+    let mut env: BTreeMap<String, String> = run
+        .env
+        .iter()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+        .collect();
+    env.insert("MESOS_TASK_ID".into(), tid.to_string());
+    env.insert("METRONOME_JOB_ID".into(), job.to_string());
+    if let Some((_, r)) = parse_task_id(tid) {
+        env.insert("METRONOME_JOB_RUN_ID".into(), r.to_string());
+    }
+    env.insert("HOST".into(), offer.hostname.clone());
+    let (value, shell, arguments) = match (&run.cmd, &run.args) {
+        (Some(c), _) => (Some(c.clone()), true, Vec::new()),
+        (None, Some(a)) if !a.is_empty() => (a.first().cloned(), false, a.clone()),
+        _ => (None, false, Vec::new()),
+    };
+    let uris = run
+        .artifacts
+        .iter()
+        .map(|a| UriInfo {
+            value: a.uri.clone(),
+            executable: a.executable,
+            extract: a.extract,
+            cache: a.cache,
+            output_file: None,
+            sha256: None,
+        })
+        .collect();
+    let volumes: Vec<dcos_types::Volume> = run
+        .volumes
+        .iter()
+        .filter_map(|v| {
+            Some(dcos_types::Volume {
+                container_path: v.get("containerPath")?.as_str()?.to_string(),
+                host_path: Some(v.get("hostPath")?.as_str()?.to_string()),
+                mode: v
+                    .get("mode")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or("RW")
+                    .to_string(),
+            })
+        })
+        .collect();
+    let ucr_image = run
+        .ucr
+        .as_ref()
+        .and_then(|u| u.get("image"))
+        .and_then(|i| i.get("id"))
+        .and_then(|i| i.as_str())
+        .map(String::from);
+    let container = if let Some(d) = &run.docker {
+        Some(ContainerInfo {
+            kind: "DOCKER".into(),
+            docker: Some(DockerInfo {
+                image: d.image.clone(),
+                network: "HOST".into(),
+                port_mappings: Vec::new(),
+                privileged: d.privileged,
+                force_pull_image: d.force_pull_image,
+                parameters: d
+                    .parameters
+                    .iter()
+                    .map(|p| (p.key.clone(), p.value.clone()))
+                    .collect(),
+            }),
+            volumes,
+        })
+    } else if let Some(image) = ucr_image {
+        let u = run.ucr.as_ref();
+        Some(ContainerInfo {
+            kind: "MESOS".into(),
+            docker: Some(DockerInfo {
+                image,
+                network: "HOST".into(),
+                port_mappings: Vec::new(),
+                privileged: u
+                    .and_then(|u| u.get("privileged"))
+                    .and_then(|p| p.as_bool())
+                    .unwrap_or(false),
+                force_pull_image: u
+                    .and_then(|u| u.get("image"))
+                    .and_then(|i| i.get("forcePull"))
+                    .and_then(|p| p.as_bool())
+                    .unwrap_or(false),
+                parameters: Vec::new(),
+            }),
+            volumes,
+        })
+    } else if !volumes.is_empty() {
+        Some(ContainerInfo {
+            kind: "MESOS".into(),
+            docker: None,
+            volumes,
+        })
+    } else {
+        None
+    };
+    TaskInfo {
+        task_id: TaskId(tid.to_string()),
+        name: job.to_string(),
+        agent_id: offer.agent_id.clone(),
+        framework_id: Some(offer.framework_id.clone()),
+        role: role.to_string(),
+        resources,
+        command: CommandInfo {
+            value,
+            shell,
+            arguments,
+            environment: env,
+            uris,
+            user: run.user.clone(),
+        },
+        container,
+        health_check: None,
+        kill_grace_period_seconds: run.task_kill_grace_period_seconds.unwrap_or(3.0),
+        labels,
+    }
+}
+
+/// Shared by the scheduler loop and the HTTP handlers.
+pub struct Core {
+    pub state: Mutex<State>,
+    pub store: Arc<dyn Store>,
+    pub master: Arc<dyn MasterApi>,
+    pub wake: Notify,
+    pub config: MetronomeConfig,
+    pub clock: Clock,
+    pub started_at: i64,
+}
+
+impl Core {
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// One atomic, durable store commit.
+    pub fn commit(&self, ops: Vec<Op>) -> Result<(), dcos_store::StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.commit(ops).map(|_| ()).inspect_err(|e| {
+            tracing::error!("metronome: store commit failed: {e}");
+        })
+    }
+
+    /// Sends master calls (without holding the state lock).
+    pub fn send(&self, calls: Vec<SchedulerCall>) {
+        let fw = self.state.lock().framework_id.clone();
+        let Some(fw) = fw else { return };
+        let fw = FrameworkId(fw);
+        let mut not_launched = Vec::new();
+        for c in calls {
+            let launched: Vec<String> = match &c {
+                SchedulerCall::Accept { tasks, .. } => {
+                    tasks.iter().map(|t| t.task_id.0.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if let Err(e) = self.master.call(&fw, c) {
+                tracing::warn!("metronome: master call failed: {e}");
+                not_launched.extend(launched);
+            }
+        }
+        if !not_launched.is_empty() {
+            let mut fx = Effects::default();
+            let mut st = self.state.lock();
+            st.launch_failed(&not_launched, &mut fx);
+            let _ = self.commit(fx.ops);
+            drop(st);
+            self.wake.notify_one();
+        }
+    }
+
+    fn framework_info(&self, id: Option<String>) -> FrameworkInfo {
+        FrameworkInfo {
+            id: id.map(FrameworkId),
+            name: self.config.framework_name.clone(),
+            user: "root".into(),
+            roles: self.config.roles.clone(),
+            principal: None,
+            webui_url: Some(format!(
+                "http://{}:{}",
+                self.config.hostname, self.config.http_port
+            )),
+            hostname: Some(self.config.hostname.clone()),
+            checkpoint: true,
+            failover_timeout: 7.0 * 24.0 * 3600.0,
+            weight: 1.0,
+        }
+    }
+
+    /// Loads jobs, schedules, runs and history from the store.
+    pub fn recover(&self) -> Result<(), StartError> {
+        let now = self.now();
+        let mut st = self.state.lock();
+        if let Some(e) = self.store.get(P_FRAMEWORK)? {
+            st.framework_id = e.json::<String>().ok();
+        }
+        for e in self.store.list(P_JOBS)? {
+            match e.json::<JobSpec>() {
+                Ok(spec) => {
+                    st.jobs.insert(spec.id.clone(), JobEntry::new(spec));
+                }
+                Err(err) => tracing::error!("metronome: skipping unreadable job {}: {err}", e.key),
+            }
+        }
+        for e in self.store.list(P_SCHEDULES)? {
+            let id = &e.key[P_SCHEDULES.len()..];
+            match (e.json::<Vec<ScheduleSpec>>(), st.jobs.get_mut(id)) {
+                (Ok(s), Some(entry)) => {
+                    entry.schedules = s;
+                    entry.reschedule(now);
+                }
+                (Err(err), _) => tracing::error!("metronome: skipping schedules {}: {err}", e.key),
+                (Ok(_), None) => tracing::warn!("metronome: schedules of unknown job {}", e.key),
+            }
+        }
+        for e in self.store.list(P_HISTORY)? {
+            let id = &e.key[P_HISTORY.len()..];
+            match (e.json::<History>(), st.jobs.get_mut(id)) {
+                (Ok(h), Some(entry)) => entry.history = h,
+                (Err(err), _) => tracing::error!("metronome: skipping history {}: {err}", e.key),
+                (Ok(_), None) => {}
+            }
+        }
+        for e in self.store.list(P_RUNS)? {
+            match e.json::<JobRun>() {
+                Ok(mut run) => {
+                    if run.current.is_none() && !run.stopping {
+                        // Waiting again from now (the launch delay restarts).
+                        run.waiting = true;
+                        run.waiting_since = now;
+                    }
+                    match st.jobs.get_mut(&run.job_id) {
+                        Some(entry) => {
+                            entry.runs.insert(run.id.clone(), run);
+                        }
+                        None => {
+                            tracing::warn!("metronome: run {} of unknown job", e.key)
+                        }
+                    }
+                }
+                Err(err) => tracing::error!("metronome: skipping run {}: {err}", e.key),
+            }
+        }
+        st.last_tick = now;
+        tracing::info!(
+            "metronome: recovered {} jobs, {} active runs",
+            st.jobs.len(),
+            st.active_runs()
+        );
+        Ok(())
+    }
+
+    /// Subscribes (re-subscribes with the stored id) and reconciles the live tasks.
+    pub fn subscribe(
+        &self,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>, StartError> {
+        let prev = self.state.lock().framework_id.clone();
+        let sub = self.master.subscribe(self.framework_info(prev.clone()))?;
+        let fid = sub.framework_id.0.clone();
+        if prev.as_deref() != Some(fid.as_str()) {
+            if let Ok(op) = Op::put_json(P_FRAMEWORK, &fid, dcos_store::Precondition::Any) {
+                let _ = self.commit(vec![op]);
+            }
+        }
+        let tasks = {
+            let mut st = self.state.lock();
+            st.framework_id = Some(fid);
+            st.suppressed = false;
+            st.jobs
+                .values()
+                .flat_map(|e| e.runs.values())
+                .filter_map(|r| {
+                    let t = r.current.clone()?;
+                    let agent = r
+                        .tasks
+                        .iter()
+                        .find(|x| x.id == t)
+                        .map(|x| AgentId(x.agent_id.clone()));
+                    Some((TaskId(t), agent))
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut calls = Vec::new();
+        if !tasks.is_empty() {
+            calls.push(SchedulerCall::Reconcile { tasks });
+        }
+        calls.push(SchedulerCall::Revive);
+        self.send(calls);
+        Ok(sub.events)
+    }
+
+    /// The scheduler loop: runs until the process ends.
+    pub async fn run(
+        self: Arc<Self>,
+        mut events: tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>,
+    ) {
+        let mut tick = tokio::time::interval(self.config.tick);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let mut batch = Vec::new();
+            let mut ticked = false;
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => batch.push(ev),
+                    None => {
+                        tracing::warn!("metronome: master event stream closed; re-subscribing");
+                        loop {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            match self.subscribe() {
+                                Ok(rx) => { events = rx; break; }
+                                Err(e) => tracing::warn!("metronome: re-subscribe failed: {e}"),
+                            }
+                        }
+                        continue;
+                    }
+                },
+                _ = self.wake.notified() => {},
+                _ = tick.tick() => { ticked = true; },
+            }
+            while batch.len() < 10_000 {
+                match events.try_recv() {
+                    Ok(ev) => batch.push(ev),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch, ticked);
+        }
+    }
+
+    /// One round: apply events, time-based work, match offers, persist, call the master.
+    pub fn process(&self, batch: Vec<SchedulerEvent>, ticked: bool) {
+        let now = self.now();
+        let cap = self.config.history_count;
+        let mut fx = Effects::default();
+        {
+            let mut st = self.state.lock();
+            let mut offers: Vec<Offer> = Vec::new();
+            for ev in batch {
+                match ev {
+                    SchedulerEvent::Subscribed { framework_id } => {
+                        st.framework_id = Some(framework_id.0);
+                    }
+                    SchedulerEvent::Offers(o) => offers.extend(o),
+                    SchedulerEvent::Rescind(id) => offers.retain(|o| o.id != id),
+                    SchedulerEvent::Update(s) => st.on_status(&s, now, cap, &mut fx),
+                    SchedulerEvent::AgentLost(a) => {
+                        tracing::info!("metronome: agent {a} lost");
+                    }
+                    SchedulerEvent::Error(e) => tracing::error!("metronome: master error: {e}"),
+                }
+            }
+            if ticked {
+                st.tick(now, cap, &mut fx);
+            }
+            if !offers.is_empty() {
+                st.match_offers(offers, &self.config.roles, now, &mut fx);
+            }
+            let launchable = st.launchable(now);
+            if launchable && (st.suppressed || st.revive_wanted) {
+                fx.calls.push(SchedulerCall::Revive);
+                st.suppressed = false;
+            } else if !st.any_waiting() && !st.suppressed {
+                fx.calls.push(SchedulerCall::Suppress);
+                st.suppressed = true;
+            }
+            st.revive_wanted = false;
+            let _ = self.commit(std::mem::take(&mut fx.ops));
+        }
+        self.send(std::mem::take(&mut fx.calls));
+    }
+}
