@@ -507,7 +507,7 @@ impl FakeCluster {
             let mesos_url =
                 serve(&rt, Router::new().fallback(mesos).with_state(state.clone())).await;
             let agent_url = serve(&rt, Router::new().fallback(agent)).await;
-            // The real Metronome, on a simulated master whose tasks finish at once.
+            // The real Metronome on a simulated master: its tasks run until a test calls `sim.finish_task`.
             let sim = dcos_marathon::sim::SimMaster::new(dcos_marathon::sim::SimOptions::default());
             sim.add_simple_agent("agent-1", 4.0, 4096.0);
             sim.spawn_ticker(std::time::Duration::from_millis(20));

@@ -82,6 +82,8 @@ async fn the_binary_serves_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--listen-cosmos",
             "127.0.0.1:0",
+            "--listen-metronome",
+            "127.0.0.1:0",
         ])
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -135,6 +137,8 @@ fn spawn_node(dir: &std::path::Path, mp: u16, ap: u16) -> std::process::Child {
             "--listen-marathon",
             "127.0.0.1:0",
             "--listen-cosmos",
+            "127.0.0.1:0",
+            "--listen-metronome",
             "127.0.0.1:0",
         ])
         .stderr(std::process::Stdio::null())

@@ -400,3 +400,97 @@ async fn service_endpoints() {
     let (_, v) = req(&h.router, "GET", "/metrics", None).await;
     assert_eq!(v["gauges"]["activeRuns"], 1);
 }
+
+/// Hundreds of mutated job and schedule documents: every answer is a 2xx or a 4xx with a
+/// JSON message, and the service keeps answering (nothing from outside panics it).
+#[tokio::test]
+async fn mutated_bodies_get_clear_answers() {
+    let h = harness(1, SimOptions::default()).await;
+    let base = json!({"id":"fz.job","description":"d","labels":{"a":"b"},
+        "run":{"cmd":"true","args":["x"],"cpus":0.1,"mem":32,"disk":0,"gpus":0,"user":"nobody",
+            "env":{"A":"b"},"artifacts":[{"uri":"http://x/y.tgz","extract":true}],
+            "docker":{"image":"busybox"},"placement":{"constraints":[{"attribute":"hostname","operator":"LIKE","value":"a.*"}]},
+            "maxLaunchDelay":60,"taskKillGracePeriodSeconds":3,
+            "restart":{"policy":"ON_FAILURE","activeDeadlineSeconds":60}},
+        "schedules":[{"id":"s","cron":"*/5 1-3 L * 1#2","timezone":"Europe/Berlin",
+            "startingDeadlineSeconds":60,"concurrencyPolicy":"FORBID","enabled":true}]});
+    let odd = [
+        json!(null),
+        json!(-1),
+        json!(1e300),
+        json!(""),
+        json!("x"),
+        json!("* * * * * * *"),
+        json!("0 0 31 2 *"),
+        json!("Mars/Olympus"),
+        json!([]),
+        json!({}),
+        json!([1, "a", null]),
+        json!(true),
+        json!("\u{0}"),
+        json!(u64::MAX),
+    ];
+    let mut seed: u64 = 0x9E3779B97F4A7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pick = |n: u64, len: usize| (n % len as u64) as usize;
+    for i in 0..300 {
+        let mut v = base.clone();
+        for _ in 0..(1 + next() % 3) {
+            // A field of the job, of its run, or of its schedule.
+            let target = match next() % 3 {
+                0 => v.as_object_mut(),
+                1 => v.get_mut("run").and_then(|r| r.as_object_mut()),
+                _ => v
+                    .pointer_mut("/schedules/0")
+                    .and_then(|s| s.as_object_mut()),
+            };
+            let Some(obj) = target else { continue };
+            let keys: Vec<String> = obj.keys().cloned().collect();
+            if keys.is_empty() {
+                continue;
+            }
+            let k = keys[pick(next(), keys.len())].clone();
+            if next() % 4 == 0 {
+                obj.remove(&k);
+            } else {
+                obj.insert(k, odd[pick(next(), odd.len())].clone());
+            }
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("id".into(), json!(format!("fz.job{i}")));
+        }
+        for (method, uri, body) in [
+            ("POST", "/v1/jobs".to_string(), v.clone()),
+            ("PUT", format!("/v1/jobs/fz.job{i}"), v.clone()),
+            (
+                "POST",
+                "/v0/scheduled-jobs".to_string(),
+                json!({"id": format!("fz.v0{i}"), "run": v["run"].clone(), "schedules": v["schedules"].clone()}),
+            ),
+            (
+                "POST",
+                format!("/v1/jobs/fz.job{i}/schedules"),
+                v.pointer("/schedules/0").cloned().unwrap_or(json!(null)),
+            ),
+        ] {
+            let (s, body) = req(&h.router, method, &uri, Some(body)).await;
+            assert!(
+                s.is_success() || s.is_client_error(),
+                "{method} {uri}: {s} {body}"
+            );
+            if s.is_client_error() {
+                assert!(
+                    body["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "{method} {uri}: {s} without a message: {body}"
+                );
+            }
+        }
+    }
+    let (s, _) = req(&h.router, "GET", "/v1/jobs", None).await;
+    assert_eq!(s, 200, "still answering");
+}
