@@ -58,20 +58,7 @@ impl Core {
     pub fn send(&self, calls: Vec<SchedulerCall>) {
         let fw = self.state.lock().framework_id.clone();
         let Some(fw) = fw else { return };
-        let fw = FrameworkId(fw);
-        let mut not_launched = Vec::new();
-        for c in calls {
-            let launched: Vec<String> = match &c {
-                SchedulerCall::Accept { tasks, .. } => {
-                    tasks.iter().map(|t| t.task_id.0.clone()).collect()
-                }
-                _ => Vec::new(),
-            };
-            if let Err(e) = self.master.call(&fw, c) {
-                tracing::warn!("marathon: master call failed: {e}");
-                not_launched.extend(launched);
-            }
-        }
+        let not_launched = self.master.send_all(&FrameworkId(fw), calls, "marathon");
         if !not_launched.is_empty() {
             // The offer was gone: forget those tasks (no backoff) and plan again.
             let mut fx = Effects::default();

@@ -524,6 +524,31 @@ pub trait MasterApi: Send + Sync {
     fn subscribe(&self, info: FrameworkInfo) -> Result<Subscription, MasterError>;
 
     fn call(&self, framework: &FrameworkId, call: SchedulerCall) -> Result<(), MasterError>;
+
+    /// Sends calls in order and returns the ids of the tasks whose launch failed (their
+    /// `Accept` was refused, e.g. the offer was gone), for the framework to forget and plan
+    /// again. Other failures are logged under `who`.
+    fn send_all(
+        &self,
+        framework: &FrameworkId,
+        calls: Vec<SchedulerCall>,
+        who: &str,
+    ) -> Vec<String> {
+        let mut not_launched = Vec::new();
+        for c in calls {
+            let launched: Vec<String> = match &c {
+                SchedulerCall::Accept { tasks, .. } => {
+                    tasks.iter().map(|t| t.task_id.0.clone()).collect()
+                }
+                _ => Vec::new(),
+            };
+            if let Err(e) = self.call(framework, c) {
+                tracing::warn!("{who}: master call failed: {e}");
+                not_launched.extend(launched);
+            }
+        }
+        not_launched
+    }
 }
 
 /// Seconds since the Unix epoch, as Mesos timestamps are.
