@@ -863,6 +863,12 @@ impl Agent {
         }
         let mut child = child;
         let exit = child.wait().await.ok();
+        // The task is over when its whole process group is, as when Mesos destroys a
+        // container: a child the command started (a shell's, say) may still hold the task's
+        // ports, and the terminal status frees them for the next launch.
+        if let Some(pid) = pid {
+            end_group(pid).await;
+        }
         let stderr_tail = tail(&cp.sandbox.join("stderr"), 400);
         self.process_exited(&id, exit, stderr_tail);
     }
@@ -1393,6 +1399,57 @@ impl Agent {
     pub fn start_time(&self) -> f64 {
         self.inner.start_time
     }
+}
+
+/// SIGKILLs what is left of a task's process group once its leader has exited, and waits (up
+/// to 2 s) until no member is left that is not a zombie.
+async fn end_group(pgid: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let live = group_members(pgid);
+        if live == 0 {
+            return;
+        }
+        // SAFETY: kill(2) on the process group we created with setsid.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(pgid, live, "processes of an ended task outlived SIGKILL");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Live (not zombie) processes in a process group, from /proc.
+fn group_members(pgid: i32) -> usize {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter(|e| {
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                return false;
+            };
+            // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+            let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                return false;
+            };
+            let mut f = rest.split_whitespace();
+            let state = f.next().unwrap_or("");
+            let pgrp = f.nth(1).and_then(|p| p.parse::<i32>().ok());
+            pgrp == Some(pgid) && state != "Z" && state != "X"
+        })
+        .count()
 }
 
 fn signal_group(pid: i32, sig: libc::c_int) {

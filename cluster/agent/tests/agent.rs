@@ -227,6 +227,85 @@ async fn kill_uses_sigterm_then_sigkill_after_the_grace_period() {
     agent.shutdown();
 }
 
+/// A task is over when its whole process group is: a child the command left behind (which
+/// may hold the task's ports) is gone by the time the terminal status is sent, whether the
+/// command finished by itself or was killed.
+#[tokio::test]
+async fn terminal_status_means_no_process_of_the_task_is_left() {
+    let c = start_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (agent, _) = start_agent(&c.master_url, dir.path(), Isolation::None, 4.0).await;
+    let mut fw = Framework::new(&c.master);
+    // Leaves a child behind and exits 0.
+    let leaves = shell_task("leaves", "sleep 1000 & echo $! > child.pid; exit 0");
+    // Killed: the shell dies on SIGTERM, its child ignores SIGTERM.
+    let killed = shell_task(
+        "killed",
+        "(trap '' TERM; sleep 1000) & echo $! > child.pid; wait",
+    );
+    fw.launch(vec![leaves, killed]).await;
+    fw.wait_state("leaves", TaskState::Finished).await;
+    fw.wait_state("killed", TaskState::Running).await;
+    let pid_of = |task: &str| -> i32 {
+        let base = dir.path().join("slaves");
+        let found = walk(&base)
+            .into_iter()
+            .find(|p| p.ends_with("child.pid") && p.to_string_lossy().contains(task))
+            .unwrap_or_else(|| panic!("child.pid of {task} under {}", base.display()));
+        std::fs::read_to_string(found)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(false)
+    };
+    let left = pid_of("leaves");
+    assert!(!alive(left), "the finished task's child {left} still runs");
+    // RUNNING comes before the shell has written the file.
+    for _ in 0..250 {
+        let written = walk(&dir.path().join("slaves")).into_iter().any(|p| {
+            p.ends_with("child.pid")
+                && p.to_string_lossy().contains("killed")
+                && std::fs::metadata(&p).is_ok_and(|m| m.len() > 0)
+        });
+        if written {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let child = pid_of("killed");
+    assert!(alive(child));
+    fw.kill("killed", None);
+    fw.wait_state("killed", TaskState::Killed).await;
+    assert!(!alive(child), "the killed task's child {child} still runs");
+    agent.shutdown();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
 fn tar_gz(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     let mut b = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
