@@ -505,3 +505,30 @@ fn job_commands() {
     let out = c.dcos(&["job", "list", "--json"]);
     assert_eq!(stdout(&out).trim(), "[]");
 }
+
+/// An install while the same app's uninstall is still killing its tasks gets Cosmos's
+/// "already installed" (Marathon's 409), with a hint that names the stopping deployment.
+#[test]
+fn install_during_an_uninstall_says_what_to_wait_for() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    c.state.lock().unwrap().stopping = Some("/hello".into());
+    let out = c.dcos(&["package", "install", "hello", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Package is already installed"), "{err}");
+    assert!(
+        err.contains("/hello is still being removed (deployment dep-stop)"),
+        "{err}"
+    );
+    // Without a stopping deployment the plain server error stays.
+    c.state.lock().unwrap().stopping = None;
+    ok(&c.dcos(&["package", "install", "hello", "--yes"]));
+    let out = c.dcos(&["package", "install", "hello", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        !stderr(&out).contains("still being removed"),
+        "{}",
+        stderr(&out)
+    );
+}

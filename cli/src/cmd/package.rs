@@ -192,7 +192,23 @@ fn install(ctx: &Ctx, args: &InstallArgs) -> Result<()> {
     if let Some(a) = &args.app_id {
         body["appId"] = json!(a);
     }
-    let resp = api.cosmos("install", "install", "v2", &body)?;
+    let resp = match api.cosmos("install", "install", "v2", &body) {
+        Err(CliError::Failed { message, hint }) if message.contains("already installed") => {
+            let app = args
+                .app_id
+                .clone()
+                .unwrap_or_else(|| format!("/{}", args.name));
+            let hint = match stopping_deployment(api, &app) {
+                Some(dep) => Some(format!(
+                    "{app} is still being removed (deployment {dep}); install again once \
+                     `dcos marathon deployment list` no longer shows it"
+                )),
+                None => hint,
+            };
+            return Err(CliError::Failed { message, hint });
+        }
+        r => r?,
+    };
     let app_id = resp
         .get("appId")
         .and_then(Value::as_str)
@@ -252,6 +268,24 @@ fn install(ctx: &Ctx, args: &InstallArgs) -> Result<()> {
         print_json(&out);
     }
     Ok(())
+}
+
+/// The id of a running deployment that stops `app` (an uninstall still killing its tasks).
+fn stopping_deployment(api: &crate::client::Api, app: &str) -> Option<String> {
+    let deps = api.get_json("/service/marathon/v2/deployments").ok()?;
+    deps.as_array()?.iter().find_map(|d| {
+        let stops = d
+            .get("currentActions")
+            .and_then(Value::as_array)?
+            .iter()
+            .any(|a| {
+                a.get("action").and_then(Value::as_str) == Some("StopApplication")
+                    && a.get("app").and_then(Value::as_str) == Some(app)
+            });
+        stops
+            .then(|| d.get("id").and_then(Value::as_str).map(str::to_string))
+            .flatten()
+    })
 }
 
 fn has_health_checks(app: &Value) -> bool {

@@ -31,6 +31,8 @@ pub struct FakeState {
     /// Polls of an app before its task shows up running.
     pub polls: u32,
     pub log: Vec<String>,
+    /// An app being uninstalled: hidden, but its StopApplication deployment still runs.
+    pub stopping: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<FakeState>>;
@@ -201,7 +203,8 @@ async fn cosmos(State(s): State<Shared>, req: Request) -> Response {
                 .map(str::to_string)
                 .unwrap_or(format!("/{}", pkg["name"].as_str().unwrap()));
             let mut st = s.lock().unwrap();
-            if st.apps.iter().any(|a| a["id"] == id) {
+            if st.apps.iter().any(|a| a["id"] == id) || st.stopping.as_deref() == Some(id.as_str())
+            {
                 return json_resp(
                     StatusCode::CONFLICT,
                     &p("error", "v1"),
@@ -332,11 +335,17 @@ async fn marathon(State(s): State<Shared>, req: Request) -> Response {
                 .collect();
             marathon_json(StatusCode::OK, json!({"tasks": tasks}))
         }
-        ("GET", "/v2/deployments") => marathon_json(
-            StatusCode::OK,
-            json!([{"id": "dep-1", "version": "v", "affectedApps": ["/hello"], "affectedPods": [],
-                    "currentActions": [{"action": "StartApplication", "app": "/hello"}], "currentStep": 1, "totalSteps": 1}]),
-        ),
+        ("GET", "/v2/deployments") => {
+            let mut deps = vec![
+                json!({"id": "dep-1", "version": "v", "affectedApps": ["/hello"], "affectedPods": [],
+                    "currentActions": [{"action": "StartApplication", "app": "/hello"}], "currentStep": 1, "totalSteps": 1}),
+            ];
+            if let Some(app) = &st.stopping {
+                deps.push(json!({"id": "dep-stop", "version": "v", "affectedApps": [app], "affectedPods": [],
+                    "currentActions": [{"action": "StopApplication", "app": app}], "currentStep": 1, "totalSteps": 1}));
+            }
+            marathon_json(StatusCode::OK, json!(deps))
+        }
         ("DELETE", p) if p.starts_with("/v2/deployments/") => marathon_json(StatusCode::OK, deploy),
         ("GET", "/v2/info") => marathon_json(
             StatusCode::OK,
