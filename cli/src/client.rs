@@ -140,6 +140,15 @@ impl Api {
         })
     }
 
+    /// Sends a JSON body (`Content-Type: application/json`) and returns the JSON answer.
+    pub fn send_json(&self, method: Method, path: &str, body: &Value) -> Result<Value> {
+        self.json(
+            self.request(method, path)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string()),
+        )
+    }
+
     pub fn get_json(&self, path: &str) -> Result<Value> {
         self.json(self.request(Method::GET, path))
     }

@@ -17,14 +17,6 @@ fn job_path(id: &str) -> String {
     format!("{BASE}/jobs/{}", query_value(id.trim_matches('/')))
 }
 
-fn send_json(api: &Api, method: Method, path: &str, body: &Value) -> Result<Value> {
-    api.json(
-        api.request(method, path)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string()),
-    )
-}
-
 fn job_id_of(v: &Value) -> Result<String> {
     v.get("id")
         .and_then(Value::as_str)
@@ -69,14 +61,9 @@ pub fn run(ctx: &Ctx, cmd: JobCmd) -> Result<()> {
                 .and_then(|o| o.remove("schedules"))
                 .and_then(|s| s.as_array().cloned())
                 .unwrap_or_default();
-            send_json(api, Method::POST, &format!("{BASE}/jobs"), &job)?;
+            api.send_json(Method::POST, &format!("{BASE}/jobs"), &job)?;
             for s in &schedules {
-                send_json(
-                    api,
-                    Method::POST,
-                    &format!("{}/schedules", job_path(&id)),
-                    s,
-                )?;
+                api.send_json(Method::POST, &format!("{}/schedules", job_path(&id)), s)?;
             }
             println!(
                 "Created job {id}{}",
@@ -98,7 +85,7 @@ pub fn run(ctx: &Ctx, cmd: JobCmd) -> Result<()> {
             if let Some(o) = job.as_object_mut() {
                 o.remove("schedules");
             }
-            send_json(api, Method::PUT, &job_path(&id), &job)?;
+            api.send_json(Method::PUT, &job_path(&id), &job)?;
             println!("Updated job {id}");
             Ok(())
         }
@@ -262,8 +249,7 @@ fn schedule(api: &Api, cmd: ScheduleCmd) -> Result<()> {
         }
         ScheduleCmd::Add { job_id, file } => {
             let s = read_json_file(&file)?;
-            let v = send_json(
-                api,
+            let v = api.send_json(
                 Method::POST,
                 &format!("{}/schedules", job_path(&job_id)),
                 &s,
@@ -284,8 +270,7 @@ fn schedule(api: &Api, cmd: ScheduleCmd) -> Result<()> {
                     CliError::usage("the schedule has no \"id\"", "add the id of the schedule")
                 })?
                 .to_string();
-            send_json(
-                api,
+            api.send_json(
                 Method::PUT,
                 &format!("{}/schedules/{}", job_path(&job_id), query_value(&sid)),
                 &s,

@@ -18,14 +18,6 @@ fn norm_id(id: &str) -> String {
     format!("/{}", id.trim_matches('/'))
 }
 
-fn send_json(api: &Api, method: Method, path: &str, body: &Value) -> Result<Value> {
-    api.json(
-        api.request(method, path)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string()),
-    )
-}
-
 fn deployment_id(v: &Value) -> String {
     v.get("deploymentId")
         .and_then(Value::as_str)
@@ -84,7 +76,7 @@ fn app(api: &Api, cmd: AppCmd) -> Result<()> {
                     ),
                 ));
             }
-            let v = send_json(api, Method::POST, &format!("{BASE}/apps"), &app)?;
+            let v = api.send_json(Method::POST, &format!("{BASE}/apps"), &app)?;
             println!("Created deployment {}", deployment_id(&v));
             Ok(())
         }
@@ -126,8 +118,7 @@ fn app(api: &Api, cmd: AppCmd) -> Result<()> {
                 }
                 Value::Object(m)
             };
-            let v = send_json(
-                api,
+            let v = api.send_json(
                 Method::PUT,
                 &format!("{BASE}/apps{}?force={force}", app_path(&app_id)),
                 &body,
@@ -164,8 +155,7 @@ fn app(api: &Api, cmd: AppCmd) -> Result<()> {
             instances,
             force,
         } => {
-            let v = send_json(
-                api,
+            let v = api.send_json(
                 Method::PUT,
                 &format!("{BASE}/apps{}?force={force}", app_path(&app_id)),
                 &json!({"instances": instances}),

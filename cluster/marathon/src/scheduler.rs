@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use dcos_store::{Op, Store};
 use dcos_types::{
@@ -244,32 +243,15 @@ impl Core {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let mut batch = Vec::new();
-            let mut ticked = false;
-            tokio::select! {
-                ev = events.recv() => match ev {
-                    Some(ev) => batch.push(ev),
-                    None => {
-                        tracing::warn!("marathon: master event stream closed; re-subscribing");
-                        loop {
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            match self.subscribe() {
-                                Ok(rx) => { events = rx; break; }
-                                Err(e) => tracing::warn!("marathon: re-subscribe failed: {e}"),
-                            }
-                        }
-                        continue;
-                    }
-                },
-                _ = self.wake.notified() => {},
-                _ = tick.tick() => { ticked = true; },
-            }
-            while batch.len() < 50_000 {
-                match events.try_recv() {
-                    Ok(ev) => batch.push(ev),
-                    Err(_) => break,
-                }
-            }
+            let (batch, ticked) = dcos_types::next_round(
+                &mut events,
+                &self.wake,
+                &mut tick,
+                50_000,
+                "marathon",
+                || self.subscribe(),
+            )
+            .await;
             self.process(batch, ticked);
             self.start_readiness_probes(&probe_client);
         }

@@ -195,7 +195,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/v1/jobs/{id}/runs", get(list_runs).post(start_run))
         .route("/v1/jobs/{id}/runs/{rid}", get(get_run))
         .route("/v1/jobs/{id}/runs/{rid}/actions/stop", post(stop_run))
-        .route("/v0/scheduled-jobs", post(v0_create))
+        // v0 creates exactly as v1 does (a job with its embedded schedules).
+        .route("/v0/scheduled-jobs", post(create_job))
         .route("/v0/scheduled-jobs/{id}", put(v0_put))
         .fallback(|| async {
             json_response(
@@ -585,15 +586,6 @@ async fn stop_run(AxState(core): S, Path((id, rid)): Path<(String, String)>) -> 
 }
 
 // ---- legacy v0 -------------------------------------------------------------------------------
-
-async fn v0_create(AxState(core): S, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let v = body_json(&core, body)?;
-    let (spec, schedules) = parse_job(&v).map_err(ApiError::Invalid)?;
-    let schedules = parse_embedded_schedules(schedules, core.now())?;
-    let out = create(&core, spec, schedules)?;
-    core.wake.notify_one();
-    created(out)
-}
 
 async fn v0_put(
     AxState(core): S,

@@ -551,6 +551,48 @@ pub trait MasterApi: Send + Sync {
     }
 }
 
+/// Waits for a framework's next scheduler round: master events (up to `max`, drained without
+/// waiting once one arrived), a `wake` or a `tick` (then `true`). When the master's event
+/// stream closes it re-subscribes through `resubscribe` every 500 ms until that works.
+pub async fn next_round<E: std::fmt::Display>(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>,
+    wake: &tokio::sync::Notify,
+    tick: &mut tokio::time::Interval,
+    max: usize,
+    who: &str,
+    resubscribe: impl Fn() -> Result<tokio::sync::mpsc::UnboundedReceiver<SchedulerEvent>, E>,
+) -> (Vec<SchedulerEvent>, bool) {
+    loop {
+        let mut batch = Vec::new();
+        let mut ticked = false;
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => batch.push(ev),
+                None => {
+                    tracing::warn!("{who}: master event stream closed; re-subscribing");
+                    loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        match resubscribe() {
+                            Ok(rx) => { *events = rx; break; }
+                            Err(e) => tracing::warn!("{who}: re-subscribe failed: {e}"),
+                        }
+                    }
+                    continue;
+                }
+            },
+            _ = wake.notified() => {},
+            _ = tick.tick() => { ticked = true; },
+        }
+        while batch.len() < max {
+            match events.try_recv() {
+                Ok(ev) => batch.push(ev),
+                Err(_) => break,
+            }
+        }
+        return (batch, ticked);
+    }
+}
+
 /// Seconds since the Unix epoch, as Mesos timestamps are.
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now()
