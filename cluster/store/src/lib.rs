@@ -18,8 +18,10 @@
 //! (the crash happened mid-write) is detected by its checksum and dropped.
 
 mod embedded;
+pub mod faulty;
 
 pub use embedded::{EmbeddedStore, Options};
+pub use faulty::FaultyStore;
 
 use std::sync::Arc;
 
@@ -236,6 +238,12 @@ pub trait Store: Send + Sync {
 
     /// Joins the leader election `election` as `candidate`.
     fn elect(&self, election: &str, candidate: &str) -> Result<Leadership, StoreError>;
+
+    /// Whether the store accepts writes now. `Err` says why not (a full disk, an I/O error
+    /// it has not recovered from yet); health reports such a store's components unhealthy.
+    fn writable(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     // ---- conveniences -------------------------------------------------------------------
 

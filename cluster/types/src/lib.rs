@@ -10,6 +10,7 @@
 //! [`MasterApi::call`] takes [`SchedulerCall`]s. Field names follow Mesos's JSON (snake_case),
 //! so the types serialize directly into the shapes of `/master/state`.
 
+pub mod ids;
 pub mod protocol;
 pub mod resources;
 
@@ -620,3 +621,9 @@ mod tests {
         assert_eq!(AttributeValue::Text("rack-1".into()).as_text(), "rack-1");
     }
 }
+
+/// The header that carries the cluster's internal credential on calls between components
+/// (Admin Router → Marathon/Metronome/Cosmos/master/agents, Cosmos → Marathon/master, agents ↔
+/// master). When auth is on, every internal port refuses a request without it; the Admin
+/// Router strips it from what clients send. See docs/security.md.
+pub const INTERNAL_TOKEN_HEADER: &str = "dcos-internal-token";
