@@ -20,7 +20,7 @@
 mod embedded;
 pub mod faulty;
 
-pub use embedded::{EmbeddedStore, Options};
+pub use embedded::{replay_bytes, EmbeddedStore, LogFile, LogOpener, Options};
 pub use faulty::FaultyStore;
 
 use std::sync::Arc;
