@@ -120,6 +120,27 @@ impl CosmosError {
         }
     }
 
+    /// A write the cluster store refused (a full disk, an I/O error): 503
+    /// `ServiceUnavailable` (service `store`) naming the cause. Nothing was changed.
+    pub fn store_refused(e: &dyn std::fmt::Display) -> Self {
+        Self::new(
+            503,
+            "ServiceUnavailable",
+            format!("the cluster store refused the write: {e}; nothing was changed"),
+            obj(json!({"serviceName": "store", "status": 503})),
+        )
+    }
+
+    /// A read of the cluster store failed: 503 `ServiceUnavailable` (service `store`).
+    pub fn store_unreadable(e: &dyn std::fmt::Display) -> Self {
+        Self::new(
+            503,
+            "ServiceUnavailable",
+            format!("the cluster store could not be read: {e}"),
+            obj(json!({"serviceName": "store", "status": 503})),
+        )
+    }
+
     /// `unhandled_exception` (500).
     pub fn unhandled(msg: impl Into<String>) -> Self {
         Self::new(500, "unhandled_exception", msg, None)

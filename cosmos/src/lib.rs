@@ -50,6 +50,11 @@ pub struct CosmosConfig {
     /// Admin Router base URL, for custom package managers (v5 `manager`), reached at
     /// `{url}/service/<managerId>/…`. `None`: no routing, every package is handled here.
     pub admin_router_url: Option<String>,
+    /// The cluster's internal credential. When set, it is sent as
+    /// [`dcos_types::INTERNAL_TOKEN_HEADER`] on every call to Marathon and to the Mesos
+    /// master, and on nothing else: repositories, resource URLs, Admin Router and custom
+    /// package managers never see it.
+    pub internal_token: Option<String>,
 }
 
 impl CosmosConfig {
@@ -68,6 +73,7 @@ impl CosmosConfig {
             allow_file_repositories: false,
             sdk_poll_interval: Duration::from_secs(10),
             admin_router_url: None,
+            internal_token: None,
         }
     }
 }
@@ -115,7 +121,8 @@ impl Cosmos {
     pub fn new(config: CosmosConfig) -> Cosmos {
         let http = http_client();
         let upstreams =
-            upstream::Upstreams::new(http.clone(), &config.marathon_url, &config.mesos_master_url);
+            upstream::Upstreams::new(http.clone(), &config.marathon_url, &config.mesos_master_url)
+                .with_internal_token(config.internal_token.clone());
         let repos = Arc::new(repo::RepositoryList::new(
             config.store.clone(),
             config.default_repositories.clone(),

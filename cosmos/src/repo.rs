@@ -56,6 +56,10 @@ const REPO_LIST_MEDIA: &str =
 
 /// The repository list in the state store, as a Cosmos storage envelope
 /// (`{"metadata":{Content-Type,Content-Encoding:gzip},"data":base64(gzip([{name,uri}…]))}`).
+/// The version [`RepositoryList::read`] answers for a list that is not in the store (store
+/// versions start at 1).
+pub const UNSTORED: u64 = 0;
+
 pub struct RepositoryList {
     store: Arc<dyn Store>,
     defaults: Vec<Repository>,
@@ -65,8 +69,12 @@ fn store_err(e: StoreError) -> CosmosError {
     if e.is_conflict() {
         CosmosError::concurrent_access()
     } else {
-        CosmosError::unhandled(format!("state store: {e}"))
+        CosmosError::store_refused(&e)
     }
+}
+
+fn store_read_err(e: StoreError) -> CosmosError {
+    CosmosError::store_unreadable(&e)
 }
 
 impl RepositoryList {
@@ -114,9 +122,12 @@ impl RepositoryList {
     }
 
     /// The current list and its store version (creating the default list when absent).
+    /// If the store refuses to create it (a full disk), the defaults are answered with
+    /// version [`UNSTORED`]: reading must not fail because a write did, and nothing is kept
+    /// in memory — the next read tries to store them again.
     pub fn read(&self) -> CosmosResult<(Vec<Repository>, u64)> {
         for _ in 0..3 {
-            match self.store.get(REPO_LIST_KEY).map_err(store_err)? {
+            match self.store.get(REPO_LIST_KEY).map_err(store_read_err)? {
                 Some(e) => return Ok((Self::decode(&e.value)?, e.version)),
                 None => {
                     match self.store.put(
@@ -126,7 +137,13 @@ impl RepositoryList {
                     ) {
                         Ok(v) => return Ok((self.defaults.clone(), v)),
                         Err(e) if e.is_conflict() => continue,
-                        Err(e) => return Err(store_err(e)),
+                        Err(e) => {
+                            tracing::warn!(
+                                error = %e,
+                                "the store refused the default repository list; using it unstored"
+                            );
+                            return Ok((self.defaults.clone(), UNSTORED));
+                        }
                     }
                 }
             }
@@ -134,14 +151,18 @@ impl RepositoryList {
         Err(CosmosError::concurrent_access())
     }
 
-    /// Writes `list` if the stored version is still `version` (else `ConcurrentAccess`).
+    /// Writes `list` if the stored version is still `version` (else `ConcurrentAccess`);
+    /// `version` [`UNSTORED`] means the list must still be absent. A write the store refuses
+    /// is a 503 `ServiceUnavailable` naming the cause; nothing is kept (the list is read
+    /// from the store on every request).
     pub fn write(&self, list: &[Repository], version: u64) -> CosmosResult<()> {
+        let expect = if version == UNSTORED {
+            Precondition::Absent
+        } else {
+            Precondition::Version(version)
+        };
         self.store
-            .put(
-                REPO_LIST_KEY,
-                Self::encode(list),
-                Precondition::Version(version),
-            )
+            .put(REPO_LIST_KEY, Self::encode(list), expect)
             .map(|_| ())
             .map_err(store_err)
     }

@@ -18,6 +18,8 @@ pub struct Upstreams {
     marathon: String,
     mesos: String,
     user_agent: String,
+    /// Sent as [`dcos_types::INTERNAL_TOKEN_HEADER`] (Marathon and the master only).
+    internal_token: Option<String>,
 }
 
 /// An upstream answer: status, headers we care about, parsed JSON body (if JSON).
@@ -45,7 +47,15 @@ impl Upstreams {
             marathon: marathon_url.trim_end_matches('/').to_string(),
             mesos: mesos_url.trim_end_matches('/').to_string(),
             user_agent: "cosmos/0.6.3".into(),
+            internal_token: None,
         }
+    }
+
+    /// Sends `token` as [`dcos_types::INTERNAL_TOKEN_HEADER`] on every call to Marathon and
+    /// the master (these clients talk to nothing else).
+    pub fn with_internal_token(mut self, token: Option<String>) -> Self {
+        self.internal_token = token.filter(|t| !t.is_empty());
+        self
     }
 
     async fn call(
@@ -65,6 +75,9 @@ impl Upstreams {
             .header(reqwest::header::ACCEPT, "application/json;charset=utf-8");
         if let Some(a) = auth {
             req = req.header(reqwest::header::AUTHORIZATION, a);
+        }
+        if let Some(t) = &self.internal_token {
+            req = req.header(dcos_types::INTERNAL_TOKEN_HEADER, t);
         }
         if let Some(b) = body {
             req = req
@@ -174,13 +187,31 @@ impl Upstreams {
                     Some(json!({"marathonStatus": code, "status": 500})),
                 )),
             },
-            _ => Err(CosmosError::new(
-                502,
-                "MarathonBadGateway",
-                format!("Received response status code {code} from Marathon"),
-                Some(json!({"marathonStatus": code, "status": 502})),
-            )),
+            _ => Err(Self::bad_gateway(&a)),
         }
+    }
+
+    /// `MarathonBadGateway` (502) for a 5xx from Marathon. The message is Cosmos's
+    /// `Received response status code N from Marathon`, followed by Marathon's own `message`
+    /// when it sent one (a 503 says why: e.g. its store refused the write), so that the
+    /// client sees the cause; `data.marathonMessage` carries it too.
+    fn bad_gateway(a: &Answer) -> CosmosError {
+        let code = a.status.as_u16();
+        let cause = a
+            .body
+            .as_ref()
+            .and_then(|b| b.get("message"))
+            .and_then(Value::as_str)
+            .map(|m| m.chars().take(1024).collect::<String>());
+        let mut data = json!({"marathonStatus": code, "status": 502});
+        let message = match &cause {
+            Some(m) => {
+                data["marathonMessage"] = json!(m);
+                format!("Received response status code {code} from Marathon: {m}")
+            }
+            None => format!("Received response status code {code} from Marathon"),
+        };
+        CosmosError::new(502, "MarathonBadGateway", message, Some(data))
     }
 
     /// `GET {marathon}{path}`: a 200 with a JSON body, else Cosmos's generic HTTP error.
@@ -242,6 +273,9 @@ impl Upstreams {
         let a = self
             .call("marathon", Method::PUT, url, auth, Some(app), None)
             .await?;
+        if a.status.is_server_error() {
+            return Err(Self::bad_gateway(&a));
+        }
         if a.status != StatusCode::OK {
             return Err(CosmosError::unhandled(format!(
                 "Marathon answered {} to the app update: {}",
@@ -291,6 +325,8 @@ impl Upstreams {
             .await?;
         if a.status.is_success() {
             Ok(())
+        } else if a.status.is_server_error() {
+            Err(Self::bad_gateway(&a))
         } else {
             Err(CosmosError::marathon_app_delete_error(
                 &cosmos_render::labels::normalize_app_id(id),

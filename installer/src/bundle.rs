@@ -154,6 +154,10 @@ pub struct GenconfOptions {
     pub dcosd: PathBuf,
     /// Also write an upgrade script for nodes installed from this bootstrap id.
     pub upgrade_from: Option<String>,
+    /// The cluster's internal credential, written into every node config (auth on). The
+    /// `genconf` command keeps it in `genconf/state/internal-token`, so re-running genconf
+    /// gives the same bundle.
+    pub internal_token: Option<String>,
 }
 
 /// What `genconf` produced.
@@ -221,6 +225,7 @@ pub fn node_config(
     superuser: &Option<Superuser>,
     config_id: &str,
     role: InstallRole,
+    internal_token: Option<&str>,
 ) -> NodeConfig {
     let ips = |l: &[std::net::Ipv4Addr]| l.iter().map(|i| i.to_string()).collect::<Vec<_>>();
     NodeConfig {
@@ -261,6 +266,7 @@ pub fn node_config(
                 attributes: [("public_ip".to_string(), "true".to_string())].into(),
             }),
         },
+        internal_token: internal_token.map(str::to_string),
     }
 }
 
@@ -312,6 +318,7 @@ pub const SUPERVISE_SH: &str = include_str!("dcos-rs-supervise.sh");
 pub fn install_tree(
     cfg: &GenesisConfig,
     dcosd: Vec<u8>,
+    internal_token: Option<&str>,
 ) -> Result<(Vec<TreeFile>, String), BundleError> {
     let superuser = match &cfg.superuser {
         None => None,
@@ -355,8 +362,9 @@ pub fn install_tree(
     for role in InstallRole::ALL {
         files.push(TreeFile {
             path: format!("etc/roles/{role}.json"),
-            mode: 0o644,
-            data: node_config(cfg, &superuser, &config_id, role)
+            // It holds the internal credential when auth is on.
+            mode: 0o600,
+            data: node_config(cfg, &superuser, &config_id, role, internal_token)
                 .to_json()
                 .into_bytes(),
         });
@@ -401,7 +409,7 @@ pub fn genconf(
 ) -> Result<GenconfOutput, BundleError> {
     let dcosd =
         std::fs::read(&opts.dcosd).map_err(io_err("cannot read dcosd binary", &opts.dcosd))?;
-    let (files, config_id) = install_tree(cfg, dcosd)?;
+    let (files, config_id) = install_tree(cfg, dcosd, opts.internal_token.as_deref())?;
     let tgz = gzip_bytes(&tar_bytes(&files)?);
     let bootstrap_id = sha256_hex(&tgz);
     let sums = sha256sums(&bootstrap_id, &files);
@@ -557,4 +565,30 @@ pub fn verify_serve_dir(serve_dir: &Path) -> Result<String, BundleError> {
             problems.join("\n  - ")
         )))
     }
+}
+
+/// The cluster's internal credential, kept in `<genconf>/state/internal-token` (0600 in a 0700
+/// folder): read it, or make one (256 bits from the kernel's random source) on the first run.
+/// Re-running genconf reuses it, so the bundle stays the same for the same inputs.
+pub fn internal_token(genconf_dir: &Path) -> Result<String, BundleError> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = genconf_dir.join("state");
+    let path = dir.join("internal-token");
+    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io_err("cannot restrict", &dir))?;
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim().to_string();
+        if token.len() >= 32 {
+            return Ok(token);
+        }
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io_err("cannot read", Path::new("/dev/urandom")))?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write(&path, token.as_bytes(), 0o600)?;
+    Ok(token)
 }

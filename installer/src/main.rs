@@ -121,6 +121,11 @@ fn run(cli: Cli) -> Result<()> {
                 &bundle::GenconfOptions {
                     dcosd,
                     upgrade_from: upgrade_from.clone(),
+                    internal_token: if cfg.oauth_enabled {
+                        Some(bundle::internal_token(&genconf_dir)?)
+                    } else {
+                        None
+                    },
                 },
             )?;
             let elapsed = t0.elapsed();

@@ -258,6 +258,10 @@ pub struct NodeConfig {
     pub bootstrap_url: String,
     /// Agent settings (`None` on masters).
     pub agent: Option<AgentSettings>,
+    /// The cluster's internal credential (auth on): every internal port requires it and every
+    /// component sends it (docs/security.md). Installed as a 0600 file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub internal_token: Option<String>,
 }
 
 /// Errors reading a [`NodeConfig`].

@@ -5,9 +5,21 @@
 //! is present is accepted (authentication only, no authorisation); `exp` is enforced when present;
 //! tokens are accepted from `Authorization: token=<jwt>`, `Authorization: Bearer <jwt>` or, only
 //! when there is no `Authorization` header, the `dcos-acs-auth-cookie` cookie.
+//!
+//! On top of that (see docs/security.md, "Tokens, logins and sessions"):
+//! * `nbf` is enforced when present, and a token whose `iat` lies more than
+//!   [`IAT_LEEWAY`] in the future is refused;
+//! * the `uid` must name an existing user or service account *now* (a deleted user's tokens
+//!   stop working);
+//! * every uid has a token generation in the store (`token-generations/<uid>`); tokens carry the
+//!   generation they were issued under (claim `gen`, absent = 0) and are refused once the
+//!   generation has moved on. Logout, a password change, a service-account key change and a
+//!   deletion move it on ([`Auth::revoke_tokens`]).
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -24,6 +36,54 @@ pub const INFO_COOKIE: &str = "dcos-acs-info-cookie";
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(5 * 24 * 3600);
 
 const SECRET_KEY: &str = "keys/token-secret";
+
+/// How far in the future a token's `iat` may be (clock skew between masters).
+pub const IAT_LEEWAY: Duration = Duration::from_secs(60);
+/// Default of [`AuthConfig::uid_cache_ttl`].
+pub const DEFAULT_UID_CACHE_TTL: Duration = Duration::from_secs(2);
+/// At most this many uids are cached by token verification (the cache is emptied when full).
+const UID_CACHE_MAX: usize = 10_000;
+/// Longest uid (users and service accounts), as the installer's `superuser_username` rule.
+pub const MAX_UID_LEN: usize = 96;
+
+/// A uid that cannot name a user or service account.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid uid {shown}: {reason}")]
+pub struct InvalidUid {
+    /// The uid as received, quoted, escaped and cut to 40 characters.
+    pub shown: String,
+    pub reason: &'static str,
+}
+
+/// Checks that `uid` can name a user or service account: 1 to 96 characters of
+/// `a-z A-Z 0-9 . _ @ -`, and not only dots. Everything that passes is a safe store key segment.
+pub fn validate_uid(uid: &str) -> Result<(), InvalidUid> {
+    let bad = |reason| {
+        let cut: String = uid.chars().take(40).collect();
+        let more = if uid.chars().nth(40).is_some() {
+            "…"
+        } else {
+            ""
+        };
+        Err(InvalidUid {
+            shown: format!("{cut:?}{more}"),
+            reason,
+        })
+    };
+    if uid.is_empty() || uid.len() > MAX_UID_LEN {
+        return bad("a uid is 1 to 96 characters long");
+    }
+    if !uid
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._@-".contains(c))
+    {
+        return bad("a uid may only contain the characters a-z A-Z 0-9 . _ @ -");
+    }
+    if uid.chars().all(|c| c == '.') {
+        return bad("a uid cannot consist of dots only");
+    }
+    Ok(())
+}
 
 /// How tokens issued by the cluster are signed.
 #[derive(Clone)]
@@ -116,6 +176,12 @@ pub struct AuthConfig {
     pub password_cost: PasswordCost,
     /// Value of `WWW-Authenticate` on a 401 from a protected route (`oauthjwt` in DC/OS open).
     pub www_authenticate: String,
+    /// How long token verification trusts its cached view of a uid (exists? token generation?)
+    /// before reading the store again. Changes made through this [`Auth`] take effect at once;
+    /// changes made on another master are seen within this delay.
+    pub uid_cache_ttl: Duration,
+    /// Limits on failed logins.
+    pub login_throttle: crate::throttle::LoginThrottle,
 }
 
 impl AuthConfig {
@@ -130,6 +196,8 @@ impl AuthConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             password_cost: PasswordCost::Default,
             www_authenticate: "oauthjwt".to_string(),
+            uid_cache_ttl: DEFAULT_UID_CACHE_TTL,
+            login_throttle: crate::throttle::LoginThrottle::default(),
         }
     }
 
@@ -164,6 +232,8 @@ pub enum AuthError {
     Hash(String),
     #[error("stored record {key} is invalid: {message}")]
     Record { key: String, message: String },
+    #[error(transparent)]
+    InvalidUid(#[from] InvalidUid),
 }
 
 /// Why a request's token was refused.
@@ -175,8 +245,17 @@ pub enum TokenError {
     BadScheme,
     #[error("the authentication token has expired")]
     Expired,
+    #[error("the authentication token is not valid yet (nbf or iat in the future)")]
+    NotYetValid,
+    #[error("the authentication token has been revoked (logout or password change): log in again")]
+    Revoked,
+    #[error("the authentication token's uid is not a user or service account of this cluster")]
+    UnknownUid,
     #[error("the authentication token is invalid: {0}")]
     Invalid(String),
+    /// The auth store could not be read: the token can be neither accepted nor refused (503).
+    #[error("cannot check the authentication token: {0}")]
+    Unavailable(String),
 }
 
 /// Why a login failed.
@@ -196,6 +275,15 @@ pub struct Claims {
     pub uid: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
+    /// Issued at (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Not before (seconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// The uid's token generation when the token was issued (absent: 0).
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
 }
 
 /// Body of `POST /acs/api/v1/auth/login`.
@@ -290,6 +378,29 @@ pub struct Auth {
     cost: PasswordCost,
     www_authenticate: String,
     dummy: std::sync::OnceLock<String>,
+    uid_cache_ttl: Duration,
+    /// What token verification knows of each uid (see [`Auth::verify_token`]).
+    uids: Mutex<HashMap<String, UidState>>,
+    /// Bumped (under the `uids` lock) by every local change to a uid, so that a store read
+    /// that raced with the change is not cached.
+    uid_epoch: AtomicU64,
+    throttle: crate::throttle::Throttle,
+}
+
+/// A uid as token verification sees it.
+#[derive(Debug, Clone, Copy)]
+struct UidState {
+    exists: bool,
+    generation: u64,
+    fetched: Instant,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn generation_key(uid: &str) -> String {
+    format!("token-generations/{uid}")
 }
 
 impl std::fmt::Debug for Auth {
@@ -338,6 +449,7 @@ impl Auth {
         let mut validation = Validation::new(algorithm);
         validation.required_spec_claims.clear();
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.leeway = 0;
         let auth = Self {
             enabled: cfg.enabled,
@@ -350,6 +462,10 @@ impl Auth {
             cost: cfg.password_cost,
             www_authenticate: cfg.www_authenticate,
             dummy: std::sync::OnceLock::new(),
+            uid_cache_ttl: cfg.uid_cache_ttl,
+            uids: Mutex::new(HashMap::new()),
+            uid_epoch: AtomicU64::new(0),
+            throttle: crate::throttle::Throttle::new(cfg.login_throttle),
         };
         if let Some(su) = cfg.superuser {
             auth.ensure_superuser(&su)?;
@@ -373,6 +489,97 @@ impl Auth {
     /// The `WWW-Authenticate` challenge for 401s.
     pub fn challenge(&self) -> &str {
         &self.www_authenticate
+    }
+
+    /// The cost new password hashes are made with.
+    pub fn password_cost(&self) -> PasswordCost {
+        self.cost
+    }
+
+    /// The failed-login counters.
+    pub(crate) fn throttle(&self) -> &crate::throttle::Throttle {
+        &self.throttle
+    }
+
+    /// The current token generation of `uid` (0 when never revoked), read from the store.
+    fn read_generation(&self, uid: &str) -> Result<u64, AuthError> {
+        let key = generation_key(uid);
+        match self.store.get(&key)? {
+            None => Ok(0),
+            Some(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .ok_or(AuthError::Record {
+                    key,
+                    message: "not a decimal token generation".into(),
+                }),
+        }
+    }
+
+    /// Revokes every token issued so far to `uid` (on every master: the generation lives in
+    /// the store; on this one at once, on the others within [`AuthConfig::uid_cache_ttl`]).
+    /// Returns the new generation.
+    pub fn revoke_tokens(&self, uid: &str) -> Result<u64, AuthError> {
+        validate_uid(uid)?;
+        let next = self.read_generation(uid)?.saturating_add(1);
+        self.store
+            .put(&generation_key(uid), next.to_string().as_bytes())?;
+        self.forget_uid(uid);
+        tracing::info!(uid, generation = next, "revoked the tokens of uid");
+        Ok(next)
+    }
+
+    /// Drops what verification cached about `uid` (after a local change to it).
+    fn forget_uid(&self, uid: &str) {
+        let mut m = lock(&self.uids);
+        m.remove(uid);
+        self.uid_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether `uid` exists and its token generation: from the cache while it is fresh, else
+    /// from the store.
+    fn uid_state(&self, uid: &str) -> Result<UidState, AuthError> {
+        let now = Instant::now();
+        if let Some(s) = lock(&self.uids).get(uid) {
+            if now.saturating_duration_since(s.fetched) < self.uid_cache_ttl {
+                return Ok(*s);
+            }
+        }
+        let epoch = self.uid_epoch.load(Ordering::SeqCst);
+        let exists = self.store.get(&format!("users/{uid}"))?.is_some()
+            || self
+                .store
+                .get(&format!("service-accounts/{uid}"))?
+                .is_some();
+        let state = UidState {
+            exists,
+            generation: self.read_generation(uid)?,
+            fetched: now,
+        };
+        let mut m = lock(&self.uids);
+        if self.uid_epoch.load(Ordering::SeqCst) != epoch {
+            // A local change to some uid happened while we read: what we read may predate it.
+            // Do not cache; a change to this uid left its fresh state to the next read.
+            drop(m);
+            return self.uid_state_uncached(uid);
+        }
+        if m.len() >= UID_CACHE_MAX && !m.contains_key(uid) {
+            m.clear();
+        }
+        m.insert(uid.to_string(), state);
+        Ok(state)
+    }
+
+    fn uid_state_uncached(&self, uid: &str) -> Result<UidState, AuthError> {
+        Ok(UidState {
+            exists: self.store.get(&format!("users/{uid}"))?.is_some()
+                || self
+                    .store
+                    .get(&format!("service-accounts/{uid}"))?
+                    .is_some(),
+            generation: self.read_generation(uid)?,
+            fetched: Instant::now(),
+        })
     }
 
     fn ensure_superuser(&self, su: &Superuser) -> Result<(), AuthError> {
@@ -409,14 +616,24 @@ impl Auth {
         })
     }
 
-    fn put_user(&self, u: &User) -> Result<(), AuthError> {
+    /// Creates or replaces a local user. A new password revokes the user's tokens (before the
+    /// new hash is written: if the write fails, the tokens are gone but the password is not
+    /// changed, never the other way round).
+    pub fn put_user(&self, u: &User) -> Result<(), AuthError> {
+        validate_uid(&u.uid)?;
         let bytes = serde_json::to_vec(u).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let old = self.get_user(&u.uid)?;
+        if old.is_some_and(|o| o.password_hash != u.password_hash) {
+            self.revoke_tokens(&u.uid)?;
+        }
         self.store.put(&format!("users/{}", u.uid), &bytes)?;
+        self.forget_uid(&u.uid);
         Ok(())
     }
 
     /// A local user, if it exists.
     pub fn get_user(&self, uid: &str) -> Result<Option<User>, AuthError> {
+        validate_uid(uid)?;
         let key = format!("users/{uid}");
         match self.store.get(&key)? {
             None => Ok(None),
@@ -429,9 +646,16 @@ impl Auth {
         }
     }
 
-    /// Removes a local user; true if it existed.
+    /// Removes a local user and revokes its tokens (a user created later under the same uid
+    /// does not inherit them); true if it existed.
     pub fn delete_user(&self, uid: &str) -> Result<bool, AuthError> {
-        Ok(self.store.delete(&format!("users/{uid}"))?)
+        if self.get_user(uid)?.is_none() {
+            return Ok(false);
+        }
+        self.revoke_tokens(uid)?;
+        let existed = self.store.delete(&format!("users/{uid}"))?;
+        self.forget_uid(uid);
+        Ok(existed)
     }
 
     /// uids of all local users.
@@ -445,17 +669,25 @@ impl Auth {
     }
 
     /// Creates or replaces a service account (its public key is checked first).
+    /// A new public key revokes the account's tokens.
     pub fn put_service_account(&self, sa: &ServiceAccount) -> Result<(), AuthError> {
+        validate_uid(&sa.uid)?;
         DecodingKey::from_rsa_pem(sa.public_key.as_bytes())
             .map_err(|e| AuthError::Key(format!("service account {}: {e}", sa.uid)))?;
         let bytes = serde_json::to_vec(sa).map_err(|e| AuthError::Hash(e.to_string()))?;
+        let old = self.get_service_account(&sa.uid)?;
+        if old.is_some_and(|o| o.public_key != sa.public_key) {
+            self.revoke_tokens(&sa.uid)?;
+        }
         self.store
             .put(&format!("service-accounts/{}", sa.uid), &bytes)?;
+        self.forget_uid(&sa.uid);
         Ok(())
     }
 
     /// A service account, if it exists.
     pub fn get_service_account(&self, uid: &str) -> Result<Option<ServiceAccount>, AuthError> {
+        validate_uid(uid)?;
         let key = format!("service-accounts/{uid}");
         match self.store.get(&key)? {
             None => Ok(None),
@@ -468,28 +700,59 @@ impl Auth {
         }
     }
 
-    /// Issues a token for `uid` valid for the configured lifetime.
+    /// Issues a token for `uid` valid for the configured lifetime, under the uid's current
+    /// token generation (read from the store, not the cache).
     pub fn issue_token(&self, uid: &str) -> Result<String, AuthError> {
+        validate_uid(uid)?;
+        let now = now_secs();
+        let generation = self.read_generation(uid)?;
         let claims = Claims {
             uid: uid.to_string(),
-            exp: Some(now_secs() + self.ttl.as_secs()),
+            exp: Some(now.saturating_add(self.ttl.as_secs())),
+            iat: Some(now),
+            nbf: None,
+            generation: (generation > 0).then_some(generation),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|e| AuthError::Key(e.to_string()))
     }
 
-    /// Verifies a cluster token: signature by our key, `uid` present, `exp` (if any) in the future.
+    /// Verifies a cluster token: signature by our key, `uid` present, `exp` (if any) in the
+    /// future, `nbf` (if any) in the past, `iat` (if any) not beyond [`IAT_LEEWAY`] in the
+    /// future, the uid an existing user or service account, and the token's generation current.
+    /// Runs on every proxied request: one signature check and a cache lookup (the store is read
+    /// when the uid's cached state is older than [`AuthConfig::uid_cache_ttl`]).
     pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
         use jsonwebtoken::errors::ErrorKind;
         match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
             Ok(data) => {
-                if data.claims.uid.is_empty() {
+                let claims = data.claims;
+                if claims.uid.is_empty() {
                     return Err(TokenError::Invalid("empty uid claim".into()));
                 }
-                Ok(data.claims)
+                if claims
+                    .iat
+                    .is_some_and(|iat| iat > now_secs().saturating_add(IAT_LEEWAY.as_secs()))
+                {
+                    return Err(TokenError::NotYetValid);
+                }
+                if validate_uid(&claims.uid).is_err() {
+                    return Err(TokenError::UnknownUid);
+                }
+                let state = self
+                    .uid_state(&claims.uid)
+                    .map_err(|e| TokenError::Unavailable(e.to_string()))?;
+                if !state.exists {
+                    return Err(TokenError::UnknownUid);
+                }
+                if claims.generation.unwrap_or(0) < state.generation {
+                    return Err(TokenError::Revoked);
+                }
+                Ok(claims)
             }
             Err(e) => match e.kind() {
                 ErrorKind::ExpiredSignature => Err(TokenError::Expired),
+                ErrorKind::ImmatureSignature => Err(TokenError::NotYetValid),
                 ErrorKind::InvalidSignature => Err(TokenError::Invalid("bad signature".into())),
                 ErrorKind::InvalidAlgorithm => {
                     Err(TokenError::Invalid("unexpected signing algorithm".into()))
@@ -507,6 +770,12 @@ impl Auth {
             .as_deref()
             .filter(|u| !u.is_empty())
             .ok_or_else(|| LoginError::BadRequest("'uid' is required".into()))?;
+        if (req.password.is_some() || req.token.is_some()) && validate_uid(uid).is_err() {
+            // No such user can exist, and the uid must never reach the store as a key.
+            return Err(LoginError::Unauthorized(
+                "Invalid credentials: unknown uid or wrong password".into(),
+            ));
+        }
         let internal = |e: AuthError| LoginError::Internal(e.to_string());
         match (&req.password, &req.token) {
             (Some(password), _) => {
@@ -606,6 +875,12 @@ mod tests {
     fn secret_is_persisted_in_store() {
         let store: Arc<dyn AuthStore> = Arc::new(MemoryAuthStore::new());
         let a1 = Auth::new(AuthConfig::enabled(store.clone())).unwrap();
+        a1.put_user(&User {
+            uid: "u".into(),
+            password_hash: hash_password("pw", PasswordCost::Fast).unwrap(),
+            description: String::new(),
+        })
+        .unwrap();
         let t = a1.issue_token("u").unwrap();
         let a2 = Auth::new(AuthConfig::enabled(store)).unwrap();
         assert!(a2.verify_token(&t).is_ok());
@@ -627,5 +902,163 @@ mod tests {
         assert_eq!(extract_token(&h).unwrap(), ("qq".into(), false));
         h.insert("authorization", HeaderValue::from_static("Basic qq"));
         assert_eq!(extract_token(&h), Err(TokenError::BadScheme));
+    }
+
+    fn sign(a: &Auth, claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(&Header::new(a.algorithm), &claims, &a.encoding).unwrap()
+    }
+
+    #[test]
+    fn uids_that_cannot_be_store_keys_are_invalid() {
+        for ok in [
+            "admin",
+            "ci-bot",
+            "alice@example.com",
+            "a.b_c-d",
+            "x",
+            &"u".repeat(96),
+        ] {
+            assert!(validate_uid(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../keys/token-secret",
+            "a/b",
+            "a b",
+            "a\0",
+            "é",
+            "a\nb",
+            &"u".repeat(97),
+        ] {
+            let e = validate_uid(bad).unwrap_err();
+            assert!(e.to_string().starts_with("invalid uid "), "{e}");
+        }
+        let long = validate_uid(&"x".repeat(5000)).unwrap_err().to_string();
+        assert!(
+            long.len() < 200,
+            "the message quotes a bounded part: {long}"
+        );
+        // Never a store key: the API refuses before reading.
+        let a = auth();
+        assert!(matches!(
+            a.get_user("../keys/token-secret"),
+            Err(AuthError::InvalidUid(_))
+        ));
+        assert!(a.add_user("a/b", "pw", "").is_err());
+        let bad = a.login(&LoginRequest {
+            uid: Some("../keys/token-secret".into()),
+            password: Some("x".into()),
+            token: None,
+        });
+        assert!(matches!(bad, Err(LoginError::Unauthorized(_))), "{bad:?}");
+    }
+
+    #[test]
+    fn nbf_iat_and_unknown_uids() {
+        let a = auth();
+        let now = now_secs();
+        let ok = sign(
+            &a,
+            serde_json::json!({"uid": "admin", "iat": now, "exp": now + 60}),
+        );
+        assert_eq!(a.verify_token(&ok).unwrap().uid, "admin");
+        let skewed = sign(&a, serde_json::json!({"uid": "admin", "iat": now + 30}));
+        assert!(a.verify_token(&skewed).is_ok(), "iat within the leeway");
+        let nbf_past = sign(&a, serde_json::json!({"uid": "admin", "nbf": now - 5}));
+        assert!(a.verify_token(&nbf_past).is_ok());
+        let nbf_future = sign(&a, serde_json::json!({"uid": "admin", "nbf": now + 120}));
+        assert_eq!(a.verify_token(&nbf_future), Err(TokenError::NotYetValid));
+        let iat_future = sign(&a, serde_json::json!({"uid": "admin", "iat": now + 600}));
+        assert_eq!(a.verify_token(&iat_future), Err(TokenError::NotYetValid));
+        let huge = sign(
+            &a,
+            serde_json::json!({"uid": "admin", "iat": u64::MAX, "nbf": u64::MAX}),
+        );
+        assert_eq!(a.verify_token(&huge), Err(TokenError::NotYetValid));
+        let ghost = sign(&a, serde_json::json!({"uid": "ghost", "exp": now + 60}));
+        assert_eq!(a.verify_token(&ghost), Err(TokenError::UnknownUid));
+        let weird = sign(&a, serde_json::json!({"uid": "../keys/token-secret"}));
+        assert_eq!(a.verify_token(&weird), Err(TokenError::UnknownUid));
+        // A deleted user's token stops working at once; re-creating the uid does not revive it.
+        a.add_user("alice", "pw", "").unwrap();
+        let t = a.issue_token("alice").unwrap();
+        assert!(a.verify_token(&t).is_ok());
+        assert!(a.delete_user("alice").unwrap());
+        assert_eq!(a.verify_token(&t), Err(TokenError::UnknownUid));
+        a.add_user("alice", "pw", "").unwrap();
+        assert_eq!(a.verify_token(&t), Err(TokenError::Revoked));
+        assert!(a.verify_token(&a.issue_token("alice").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn password_and_key_changes_revoke() {
+        let a = auth();
+        let t = a.issue_token("admin").unwrap();
+        // Same password again: no change, tokens kept.
+        a.ensure_superuser(&Superuser {
+            uid: "admin".into(),
+            credential: Credential::Plain("secret".into()),
+        })
+        .unwrap();
+        assert!(a.verify_token(&t).is_ok());
+        a.add_user("admin", "new password", "").unwrap();
+        assert_eq!(a.verify_token(&t), Err(TokenError::Revoked));
+        let t2 = a.issue_token("admin").unwrap();
+        assert!(a.verify_token(&t2).is_ok());
+        assert_eq!(a.revoke_tokens("admin").unwrap(), 2);
+        assert_eq!(a.verify_token(&t2), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn revocation_on_another_master_is_seen_after_the_cache_ttl() {
+        let store: Arc<dyn AuthStore> = Arc::new(MemoryAuthStore::new());
+        let mk = || {
+            let mut c = AuthConfig::enabled(store.clone());
+            c.password_cost = PasswordCost::Fast;
+            c.uid_cache_ttl = Duration::ZERO;
+            Auth::new(c).unwrap()
+        };
+        let (m1, m2) = (mk(), mk());
+        m1.add_user("bob", "pw", "").unwrap();
+        let t = m1.issue_token("bob").unwrap();
+        assert!(m2.verify_token(&t).is_ok());
+        m1.revoke_tokens("bob").unwrap();
+        assert_eq!(m2.verify_token(&t), Err(TokenError::Revoked));
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_read_refuses_with_unavailable() {
+        struct Broken(MemoryAuthStore, std::sync::atomic::AtomicBool);
+        impl AuthStore for Broken {
+            fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                if self.1.load(Ordering::SeqCst) {
+                    return Err(StoreError::Other("disk on fire".into()));
+                }
+                self.0.get(key)
+            }
+            fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+                self.0.put(key, value)
+            }
+            fn delete(&self, key: &str) -> Result<bool, StoreError> {
+                self.0.delete(key)
+            }
+            fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+                self.0.list(prefix)
+            }
+        }
+        let store = Arc::new(Broken(MemoryAuthStore::new(), false.into()));
+        let mut c = AuthConfig::enabled(store.clone());
+        c.password_cost = PasswordCost::Fast;
+        c.uid_cache_ttl = Duration::ZERO;
+        let a = Auth::new(c).unwrap();
+        a.add_user("carol", "pw", "").unwrap();
+        let t = a.issue_token("carol").unwrap();
+        store.1.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            a.verify_token(&t),
+            Err(TokenError::Unavailable(m)) if m.contains("disk on fire")
+        ));
     }
 }

@@ -33,6 +33,7 @@
 //! | `/system/health/v1[/units[/<unit>]\|/nodes]` | [`HealthProvider`] | JWT |
 //! | `/dcos-metadata/dcos-version.json` | [`DcosVersion`] | none |
 //! | `/acs/api/v1/auth/login` (POST), `/logout`, `/providers` | built-in (see [`auth`]) | none |
+//! | `/acs/api/v1/users[/<uid>]` (GET, PUT, PATCH, DELETE) | built-in user management | JWT |
 //! | anything else | 404 JSON | `/acs/*` JWT, else none |
 //!
 //! Paths are normalised first ([`path::normalize`]): `//` merged, `.`/`..` (also `%2e%2e`)
@@ -44,14 +45,29 @@
 //!
 //! Requests are proxied with a pooled hyper client; request and response bodies are streamed
 //! in both directions (never buffered), so SSE (`/service/marathon/v2/events`) and log-follow
-//! reads pass through as they are produced.
+//! reads pass through as they are produced. The `dcos-internal-token` header
+//! ([`dcos_types::INTERNAL_TOKEN_HEADER`]) is always removed from what clients send; with
+//! [`AdminRouterConfig::internal_token`] set, the cluster's own credential is added to every
+//! request forwarded to a cluster component (not to `/service/<name>` apps).
+//!
+//! `/acs/api/v1/auth/logout` revokes every token of the uid whose valid token it is called with
+//! (see [`auth::Auth::revoke_tokens`]); failed logins are throttled per uid and per client
+//! address (429 with `Retry-After`, see [`throttle`]).
+//!
+//! Serve it with [`serve`] / [`serve_with_shutdown`] (or [`AdminRouter::serve`]): header read
+//! timeout and connection limit ([`ServeLimits`]).
 
 pub mod auth;
 pub mod cluster_store;
 pub mod discovery;
 pub mod path;
 mod proxy;
+mod serve;
 pub mod store;
+pub mod throttle;
+mod users;
+
+pub use crate::serve::{serve, serve_with_shutdown, ServeLimits};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,6 +83,7 @@ use serde_json::json;
 use crate::auth::{Auth, AuthConfig, AuthError, LoginError, LoginRequest, TokenError};
 use crate::path::{NormPath, Segment};
 pub use crate::proxy::Upstream;
+use crate::throttle::Outcome;
 
 /// Maps a Mesos agent id to the base URL of its HTTP endpoint (e.g. `http://10.0.0.5:5051`).
 /// Called on every `/agent/<id>/…` request: keep it cheap (an in-memory lookup).
@@ -192,6 +209,11 @@ pub struct AdminRouterConfig {
     pub connect_timeout: Duration,
     /// `X-Forwarded-Proto` sent upstream (`http` unless TLS is terminated in front).
     pub forwarded_proto: String,
+    /// The cluster's internal credential: when set, sent as `dcos-internal-token`
+    /// ([`dcos_types::INTERNAL_TOKEN_HEADER`]) with every request forwarded to a cluster
+    /// component (Cosmos, Marathon, Metronome, Mesos, Mesos-DNS, agents) — never to
+    /// `/service/<name>` apps. Any copy of that header sent by a client is always removed.
+    pub internal_token: Option<String>,
 }
 
 impl AdminRouterConfig {
@@ -219,6 +241,7 @@ impl AdminRouterConfig {
             auth: AuthConfig::enabled(Arc::new(store::MemoryAuthStore::new())),
             connect_timeout: Duration::from_secs(5),
             forwarded_proto: "http".into(),
+            internal_token: None,
         }
     }
 }
@@ -235,6 +258,10 @@ impl std::fmt::Debug for AdminRouterConfig {
             .field("services", &self.services.is_some())
             .field("cluster_id", &self.cluster_id)
             .field("auth", &self.auth)
+            .field(
+                "internal_token",
+                &self.internal_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -250,6 +277,8 @@ pub enum ConfigError {
     },
     #[error("auth setup failed: {0}")]
     Auth(#[from] AuthError),
+    #[error("the internal token cannot be sent as an HTTP header value (use visible ASCII)")]
+    InternalToken,
 }
 
 pub(crate) struct Inner {
@@ -271,6 +300,8 @@ pub(crate) struct Inner {
     forwarded_proto: HeaderValue,
     /// Bounds concurrent password hashing (logins are CPU- and memory-heavy by design).
     login_permits: tokio::sync::Semaphore,
+    /// Sent upstream as `dcos-internal-token` (marked sensitive).
+    internal_token: Option<HeaderValue>,
 }
 
 /// The Admin Router. Cheap to clone.
@@ -314,7 +345,19 @@ impl AdminRouter {
                 url: config.forwarded_proto.clone(),
                 reason: e.to_string(),
             })?;
+        let internal_token = match &config.internal_token {
+            None => None,
+            Some(t) => {
+                let mut v = HeaderValue::from_str(t).map_err(|_| ConfigError::InternalToken)?;
+                if t.is_empty() {
+                    return Err(ConfigError::InternalToken);
+                }
+                v.set_sensitive(true);
+                Some(v)
+            }
+        };
         let inner = Inner {
+            internal_token,
             cosmos: parse_upstream("cosmos", &config.cosmos)?,
             marathon: parse_upstream("marathon", &config.marathon)?,
             metronome: parse_upstream("metronome", &config.metronome)?,
@@ -350,32 +393,23 @@ impl AdminRouter {
             .with_state(self.inner.clone())
     }
 
-    /// Serves on `listener` until the process ends or the listener fails.
+    /// Serves on `listener` with the default [`ServeLimits`] until the process ends.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+        serve::serve(listener, self.router(), ServeLimits::default()).await
     }
 
-    /// Serves on `listener` until `shutdown` resolves, then drains in-flight requests.
+    /// Serves on `listener` with `limits` until `shutdown` resolves, then drains in-flight
+    /// requests.
     pub async fn serve_with_shutdown<F>(
         self,
         listener: tokio::net::TcpListener,
+        limits: ServeLimits,
         shutdown: F,
     ) -> std::io::Result<()>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        serve::serve_with_shutdown(listener, self.router(), limits, shutdown).await
     }
 }
 
@@ -397,6 +431,8 @@ enum Action<'a> {
     Login,
     Logout,
     Providers,
+    /// `/acs/api/v1/users` (`None`) or `/acs/api/v1/users/<uid>`.
+    Users(Option<String>),
     Metadata,
     DcosVersion,
     BuildInfo,
@@ -440,6 +476,13 @@ fn route<'a>(inner: &'a Inner, p: &NormPath, query: Option<&str>) -> Decision<'a
                     Some("login") => return open(Action::Login),
                     Some("logout") => return open(Action::Logout),
                     Some("providers") => return open(Action::Providers),
+                    _ => {}
+                }
+            }
+            if s(1) == Some("api") && s(2) == Some("v1") && s(3) == Some("users") {
+                match n {
+                    4 => return jwt(Action::Users(None)),
+                    5 => return jwt(Action::Users(p.seg(4).map(str::to_string))),
                     _ => {}
                 }
             }
@@ -584,6 +627,15 @@ fn unauthorized(inner: &Inner, err: &TokenError) -> Response {
     r
 }
 
+/// 503 when the auth store cannot be read to check a token.
+fn auth_unavailable(message: &str) -> Response {
+    tracing::warn!(error = %message, "cannot check a token");
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"code": 503, "message": format!("Authentication is unavailable: {message}")}),
+    )
+}
+
 fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
@@ -611,6 +663,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         match checked {
             Ok((t, true)) => token_from_cookie = Some(t),
             Ok((_, false)) => {}
+            Err(TokenError::Unavailable(m)) => return auth_unavailable(&m),
             Err(e) => return unauthorized(&inner, &e),
         }
     }
@@ -621,6 +674,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             rest,
             strip_authorization,
         } => {
+            // Cluster components get the internal credential; apps behind /service/<name> never.
+            let internal = !matches!(target, Target::Service(..));
             let (service, upstream) = match target {
                 Target::Fixed(name, up) => match up {
                     Some(u) => (name.to_string(), std::borrow::Cow::Borrowed(u)),
@@ -668,6 +723,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 query.as_deref(),
                 strip_authorization,
                 token_from_cookie,
+                internal,
                 req,
             )
             .await
@@ -680,16 +736,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             r
         }
         Action::Login => login(&inner, req).await,
-        Action::Logout => {
-            let mut r = json_response(StatusCode::OK, json!({}));
-            r.headers_mut().insert(
-                header::SET_COOKIE,
-                HeaderValue::from_static(
-                    "dcos-acs-auth-cookie=; Path=/; HttpOnly; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
-                ),
-            );
-            r
-        }
+        Action::Logout => logout(&inner, req).await,
+        Action::Users(uid) => users::handle(&inner, uid, req).await,
         Action::Providers => json_response(
             StatusCode::OK,
             json!({
@@ -794,6 +842,19 @@ fn login_error(status: StatusCode, code: &str, description: &str) -> Response {
 
 const MAX_LOGIN_BODY: usize = 64 * 1024;
 
+/// 429 with `Retry-After`, in the shape of the other login errors.
+fn too_many_logins(retry_after: u64) -> Response {
+    let mut r = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({"title": "Too many login attempts",
+               "description": format!("Too many failed login attempts for this uid or from this address: try again in {retry_after} seconds"),
+               "code": "ERR_TOO_MANY_LOGIN_ATTEMPTS"}),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
+}
+
 async fn login(inner: &Arc<Inner>, req: Request) -> Response {
     if req.method() != Method::POST {
         let mut r = json_response(
@@ -804,6 +865,7 @@ async fn login(inner: &Arc<Inner>, req: Request) -> Response {
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return r;
     }
+    let address = peer_addr(&req).map(|a| a.ip());
     let body = match axum::body::to_bytes(req.into_body(), MAX_LOGIN_BODY).await {
         Ok(b) => b,
         Err(e) => {
@@ -824,7 +886,15 @@ async fn login(inner: &Arc<Inner>, req: Request) -> Response {
             )
         }
     };
+    let attempt = match inner.auth.throttle().begin(request.uid.as_deref(), address) {
+        Ok(a) => a,
+        Err(retry_after) => {
+            tracing::warn!(?address, "login throttled");
+            return too_many_logins(retry_after);
+        }
+    };
     let Ok(_permit) = inner.login_permits.acquire().await else {
+        inner.auth.throttle().finish(attempt, Outcome::Neutral);
         return json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"title": "Unavailable", "description": "login is shutting down", "code": "ERR_UNAVAILABLE"}),
@@ -832,6 +902,12 @@ async fn login(inner: &Arc<Inner>, req: Request) -> Response {
     };
     let auth = inner.auth.clone();
     let result = tokio::task::spawn_blocking(move || auth.login(&request)).await;
+    let outcome = match &result {
+        Ok(Ok(_)) => Outcome::Success,
+        Ok(Err(LoginError::Unauthorized(_))) => Outcome::Failure,
+        _ => Outcome::Neutral,
+    };
+    inner.auth.throttle().finish(attempt, outcome);
     match result {
         Ok(Ok(token)) => {
             let mut r = json_response(StatusCode::OK, json!({"token": token}));
@@ -861,6 +937,45 @@ async fn login(inner: &Arc<Inner>, req: Request) -> Response {
             json!({"title": "Internal error", "description": e.to_string(), "code": "ERR_INTERNAL"}),
         ),
     }
+}
+
+/// `/acs/api/v1/auth/logout`: expires the UI cookie and, when called with a valid token (any
+/// carrier), revokes every token of that uid. Without a valid token it only expires the cookie.
+async fn logout(inner: &Arc<Inner>, req: Request) -> Response {
+    let uid = auth::extract_token(req.headers())
+        .ok()
+        .and_then(|(t, _)| inner.auth.verify_token(&t).ok())
+        .map(|c| c.uid);
+    let mut r = match uid {
+        None => json_response(StatusCode::OK, json!({})),
+        Some(uid) => {
+            let auth = inner.auth.clone();
+            let who = uid.clone();
+            match tokio::task::spawn_blocking(move || auth.revoke_tokens(&who)).await {
+                Ok(Ok(_)) => json_response(StatusCode::OK, json!({})),
+                Ok(Err(e)) => {
+                    tracing::error!(uid, error = %e, "logout could not revoke the tokens");
+                    json_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"title": "Unavailable",
+                               "description": format!("logout could not revoke the tokens of '{uid}': {e}"),
+                               "code": "ERR_UNAVAILABLE"}),
+                    )
+                }
+                Err(e) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"title": "Internal error", "description": e.to_string(), "code": "ERR_INTERNAL"}),
+                ),
+            }
+        }
+    };
+    r.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "dcos-acs-auth-cookie=; Path=/; HttpOnly; Expires=Thu, 01 Jan 1970 00:00:00 GMT",
+        ),
+    );
+    r
 }
 
 /// Remote address, when served with connect info.

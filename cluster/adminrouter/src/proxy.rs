@@ -89,6 +89,9 @@ pub(crate) fn unavailable(service: &str, reason: &str) -> Response {
     )
 }
 
+/// `dcos-internal-token` (checked at compile time).
+const INTERNAL_TOKEN: HeaderName = HeaderName::from_static(dcos_types::INTERNAL_TOKEN_HEADER);
+
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -151,6 +154,7 @@ pub(crate) async fn forward(
     query: Option<&str>,
     strip_authorization: bool,
     token_from_cookie: Option<String>,
+    internal: bool,
     req: Request,
 ) -> Response {
     let peer = crate::peer_addr(&req);
@@ -174,6 +178,14 @@ pub(crate) async fn forward(
     }
     if strip_authorization {
         h.remove(header::AUTHORIZATION);
+    }
+    // A client never passes its own internal credential (every copy removed); cluster
+    // components get the Admin Router's.
+    h.remove(INTERNAL_TOKEN);
+    if internal {
+        if let Some(t) = &inner.internal_token {
+            h.insert(INTERNAL_TOKEN, t.clone());
+        }
     }
     if let Some(peer) = peer {
         let ip = peer.ip().to_string();

@@ -1,7 +1,10 @@
 //! The agent: task lifecycle, status updates, checkpointing, registration.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -20,6 +23,7 @@ use dcos_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::{Cgroups, TaskCgroup};
+use crate::orphans::{self, ENV_RUN_ID, ENV_WORK_DIR};
 use crate::{fetcher, health};
 
 /// DC/OS's default agent port resources.
@@ -41,6 +45,15 @@ pub enum Isolation {
 /// is up in 60 ms is seen healthy then; one that takes seconds costs 5 probes a second).
 const STARTUP_PROBE_FIRST: Duration = Duration::from_millis(25);
 const STARTUP_PROBE_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Orphans found at start get SIGTERM, then SIGKILL after this.
+const ORPHAN_GRACE: Duration = Duration::from_secs(2);
+/// Docker labels on every container the agent runs.
+pub const LABEL_WORK_DIR: &str = "dcos.agent.work_dir";
+pub const LABEL_AGENT_ID: &str = "dcos.agent.id";
+pub const LABEL_RUN_ID: &str = "dcos.agent.run_id";
+/// Striped locks that order the checkpoint writes of a task.
+const CHECKPOINT_STRIPES: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
@@ -65,6 +78,11 @@ pub struct AgentConfig {
     pub register_retry_interval: Duration,
     /// The docker CLI.
     pub docker: String,
+    /// Sent as [`dcos_types::INTERNAL_TOKEN_HEADER`] on every request to the master (and only
+    /// there: never to fetched URIs or health-checked tasks).
+    pub internal_token: Option<String>,
+    /// fsync checkpoints (file and directory). `false` only for throwaway work dirs.
+    pub fsync: bool,
 }
 
 impl AgentConfig {
@@ -82,6 +100,8 @@ impl AgentConfig {
             status_retry_interval: Duration::from_secs(3),
             register_retry_interval: Duration::from_secs(1),
             docker: "docker".into(),
+            internal_token: None,
+            fsync: true,
         }
     }
 }
@@ -140,13 +160,23 @@ pub(crate) struct AgentState {
     pub cgroups: HashMap<TaskId, TaskCgroup>,
     pub master_id: Option<String>,
     pub registered: bool,
+    /// Tasks whose last checkpoint write failed (retried with the status updates).
+    pub dirty: HashSet<TaskId>,
 }
 
 pub(crate) struct Inner {
     pub config: AgentConfig,
     pub id: AgentId,
     pub info: AgentInfo,
+    /// For fetching and health checks: carries no credential.
     pub client: reqwest::Client,
+    /// For the master: carries the internal token.
+    pub master_client: reqwest::Client,
+    /// The canonical work dir: the value of [`ENV_WORK_DIR`] on task processes.
+    pub marker_dir: PathBuf,
+    /// Prefix of this agent's task cgroup names (a hash of `marker_dir`).
+    pub cgroup_prefix: String,
+    pub checkpoint_locks: Vec<Mutex<()>>,
     pub cgroups: Option<Cgroups>,
     pub state: Mutex<AgentState>,
     pub stopped: AtomicBool,
@@ -175,6 +205,71 @@ fn key_segment(id: &str) -> String {
         out = format!("%2E{out}");
     }
     out
+}
+
+/// Replaces `path` atomically and durably: a tmp file beside it ([`tmp_name`]) is written (mode 0600), fsynced and
+/// renamed over `path`, then the directory is fsynced. On any error the tmp file is removed
+/// and `path` is as it was (or, if only the directory fsync failed, not known durable).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], fsync: bool) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other(format!("{} has no parent", path.display())))?;
+    let tmp = dir.join(tmp_name(path));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        if fsync {
+            f.sync_all()?;
+        }
+        drop(f);
+        fs::rename(&tmp, path)?;
+        if fsync {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `x.json` → `x.tmp` (no longer than the checkpoint's name, which `dcos_types::ids` sizes
+/// task ids for); any other name gets `.tmp` appended.
+fn tmp_name(path: &Path) -> std::ffi::OsString {
+    let name = path.file_name().unwrap_or_default();
+    match name.to_str().and_then(|n| n.strip_suffix(".json")) {
+        Some(stem) => format!("{stem}.tmp").into(),
+        None => {
+            let mut n = name.to_os_string();
+            n.push(".tmp");
+            n
+        }
+    }
+}
+
+/// Removes `*.tmp` leftovers (writes cut short by a crash) in `dir`; returns how many.
+fn clean_tmp(dir: &Path) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".tmp")))
+        .filter(|e| fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// The id of a task's run: the last segment of its sandbox (a uuid).
+pub(crate) fn run_id(cp: &Checkpoint) -> String {
+    cp.sandbox
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Field 22 of `/proc/<pid>/stat` and whether the process is a zombie.
@@ -229,14 +324,31 @@ impl Agent {
     pub fn start(config: AgentConfig) -> Result<Agent, AgentError> {
         let meta = config.work_dir.join("meta");
         fs::create_dir_all(meta.join("tasks")).map_err(|e| io_err(&meta, e))?;
+        let marker_dir =
+            fs::canonicalize(&config.work_dir).map_err(|e| io_err(&config.work_dir, e))?;
+        let cleaned = clean_tmp(&meta) + clean_tmp(&meta.join("tasks"));
+        if cleaned > 0 {
+            tracing::warn!(
+                cleaned,
+                dir = %meta.display(),
+                "removed leftover *.tmp checkpoint files (writes cut short by a crash or a full disk)"
+            );
+        }
         let id_path = meta.join("agent_id");
         let id = match fs::read_to_string(&id_path) {
             Ok(s) if !s.trim().is_empty() => s.trim().to_string(),
             _ => {
                 let id = format!("{}-S0", uuid::Uuid::new_v4());
-                fs::write(&id_path, &id).map_err(|e| io_err(&id_path, e))?;
+                write_atomic(&id_path, id.as_bytes(), config.fsync)
+                    .map_err(|e| io_err(&id_path, e))?;
                 id
             }
+        };
+        let cgroup_prefix = {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(marker_dir.as_os_str().as_encoded_bytes());
+            let hex = hex::encode(h);
+            format!("{}-", hex.get(..12).unwrap_or(&hex))
         };
         let id = AgentId(id);
         let mut res = match &config.resources {
@@ -288,12 +400,27 @@ impl Agent {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .map_err(|e| AgentError::Config(e.to_string()))?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &config.internal_token {
+            let mut v = reqwest::header::HeaderValue::from_str(token).map_err(|_| {
+                AgentError::Config("the internal token is not a valid HTTP header value".into())
+            })?;
+            v.set_sensitive(true);
+            headers.insert(dcos_types::INTERNAL_TOKEN_HEADER, v);
+        }
+        let master_client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(3))
+            .default_headers(headers)
+            .build()
+            .map_err(|e| AgentError::Config(e.to_string()))?;
         let mut state = AgentState {
             tasks: HashMap::new(),
             completed: VecDeque::new(),
             cgroups: HashMap::new(),
             master_id: None,
             registered: false,
+            dirty: HashSet::new(),
         };
         // Recover checkpoints.
         let dir = meta.join("tasks");
@@ -322,6 +449,10 @@ impl Agent {
                 id,
                 info,
                 client,
+                master_client,
+                marker_dir,
+                cgroup_prefix,
+                checkpoint_locks: (0..CHECKPOINT_STRIPES).map(|_| Mutex::new(())).collect(),
                 cgroups,
                 state: Mutex::new(state),
                 stopped: AtomicBool::new(false),
@@ -330,6 +461,8 @@ impl Agent {
             }),
         };
         agent.recover();
+        agent.reattach_cgroups();
+        agent.start_reaper();
         agent.spawn_loops();
         Ok(agent)
     }
@@ -373,35 +506,233 @@ impl Agent {
             .join(format!("{}.json", key_segment(id.as_str())))
     }
 
-    fn write_checkpoint(&self, cp: &Checkpoint) {
+    /// The lock that orders the checkpoint writes (and the removal) of a task.
+    fn checkpoint_lock(&self, id: &TaskId) -> MutexGuard<'_, ()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        // CHECKPOINT_STRIPES locks exist.
+        self.inner.checkpoint_locks[(h.finish() as usize) % CHECKPOINT_STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the task's current state durably (see [`write_atomic`]). A task that is gone
+    /// (acknowledged terminal) is not written. On failure the task is marked dirty and the
+    /// write is retried with the status updates; the caller decides whether it may act.
+    pub(crate) fn persist(&self, id: &TaskId) -> std::io::Result<()> {
         if self.stopped() {
-            return;
+            // The next agent owns the work dir.
+            return Err(std::io::Error::other("the agent is stopped"));
         }
-        let path = self.checkpoint_path(&cp.info.task_id);
-        let tmp = path.with_extension("json.tmp");
-        let Ok(bytes) = serde_json::to_vec(cp) else {
+        let _order = self.checkpoint_lock(id);
+        let Some(cp) = self.lock().tasks.get(id).cloned() else {
+            return Ok(());
+        };
+        let bytes = serde_json::to_vec(&cp).map_err(std::io::Error::other)?;
+        let path = self.checkpoint_path(id);
+        let fsync = self.inner.config.fsync;
+        let result = match write_atomic(&path, &bytes, fsync) {
+            // `meta/tasks` was removed under a running agent: make it again.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && self.inner.config.work_dir.is_dir() =>
+            {
+                let dir = self.inner.config.work_dir.join("meta").join("tasks");
+                fs::create_dir_all(&dir).and_then(|_| write_atomic(&path, &bytes, fsync))
+            }
+            r => r,
+        };
+        let mut st = self.lock();
+        match &result {
+            Ok(()) => {
+                st.dirty.remove(id);
+            }
+            Err(_) if st.tasks.contains_key(id) => {
+                st.dirty.insert(id.clone());
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// [`Agent::persist`] off the async workers.
+    async fn persist_blocking(&self, id: &TaskId) -> std::io::Result<()> {
+        let agent = self.clone();
+        let id = id.clone();
+        tokio::task::spawn_blocking(move || agent.persist(&id))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+
+    /// Retries the checkpoints that failed.
+    fn persist_dirty(&self) {
+        let ids: Vec<TaskId> = self.lock().dirty.iter().cloned().collect();
+        for id in ids {
+            match self.persist(&id) {
+                Ok(()) => tracing::info!(task = %id, "task checkpoint written after a failure"),
+                Err(e) => tracing::debug!(task = %id, error = %e, "task checkpoint still failing"),
+            }
+        }
+    }
+
+    /// Run ids of the tasks that may have processes (not terminal).
+    fn live_runs(&self) -> HashSet<String> {
+        self.lock()
+            .tasks
+            .values()
+            .filter(|c| !c.state.is_terminal())
+            .map(run_id)
+            .collect()
+    }
+
+    /// Task cgroup names of this agent whose run is not in `keep`.
+    fn orphan_cgroups(&self, keep: &HashSet<String>) -> Vec<String> {
+        let Some(cg) = &self.inner.cgroups else {
+            return Vec::new();
+        };
+        let prefix = &self.inner.cgroup_prefix;
+        cg.names(prefix)
+            .into_iter()
+            .filter(|n| {
+                n.strip_prefix(prefix.as_str())
+                    .is_some_and(|r| !keep.contains(r))
+            })
+            .collect()
+    }
+
+    fn find_orphans(
+        &self,
+        keep: &HashSet<String>,
+        leaders: &mut HashSet<i32>,
+    ) -> Vec<orphans::Proc> {
+        let cg_pids: Vec<i32> = match &self.inner.cgroups {
+            Some(cg) => self
+                .orphan_cgroups(keep)
+                .iter()
+                .filter_map(|n| cg.open(n))
+                .flat_map(|t| t.pids())
+                .collect(),
+            None => Vec::new(),
+        };
+        orphans::find(&self.inner.marker_dir, keep, &cg_pids, leaders)
+    }
+
+    fn remove_orphan_cgroups(&self, keep: &HashSet<String>) {
+        if let Some(cg) = &self.inner.cgroups {
+            for n in self.orphan_cgroups(keep) {
+                if let Some(t) = cg.open(&n) {
+                    t.remove();
+                }
+            }
+        }
+    }
+
+    /// Re-attached tasks get their cgroups back (removed when they end).
+    fn reattach_cgroups(&self) {
+        let Some(cg) = &self.inner.cgroups else {
             return;
         };
-        if let Err(e) = fs::write(&tmp, bytes).and_then(|_| fs::rename(&tmp, &path)) {
-            tracing::error!(path = %path.display(), error = %e, "cannot checkpoint task");
+        let mut st = self.lock();
+        let live: Vec<(TaskId, String)> = st
+            .tasks
+            .values()
+            .filter(|c| !c.state.is_terminal())
+            .map(|c| (c.info.task_id.clone(), run_id(c)))
+            .collect();
+        for (id, run) in live {
+            if let Some(t) = cg.open(&format!("{}{run}", self.inner.cgroup_prefix)) {
+                st.cgroups.insert(id, t);
+            }
         }
+    }
+
+    /// Ends every process (and Docker container) of this agent that no live task owns:
+    /// SIGTERM now, SIGKILL after [`ORPHAN_GRACE`]. See [`crate::orphans`].
+    fn start_reaper(&self) {
+        self.spawn_docker_reaper();
+        let keep = self.live_runs();
+        let mut leaders = HashSet::new();
+        let found = self.find_orphans(&keep, &mut leaders);
+        if found.is_empty() {
+            self.remove_orphan_cgroups(&keep);
+            return;
+        }
+        let pids: Vec<i32> = found.iter().map(|p| p.pid).collect();
+        let runs: HashSet<&str> = found.iter().filter_map(|p| p.run_id.as_deref()).collect();
+        tracing::warn!(
+            work_dir = %self.inner.marker_dir.display(),
+            count = found.len(),
+            ?pids,
+            ?runs,
+            "killing processes of this agent that no task owns (left by an earlier run of the agent)"
+        );
+        orphans::signal(&found, libc::SIGTERM);
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move { reap_orphans(weak, leaders).await });
+    }
+
+    /// Removes the Docker containers labelled with this agent's work dir that no live task
+    /// owns (in the background: the docker CLI may be slow or absent).
+    fn spawn_docker_reaper(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let bin = self.inner.config.docker.clone();
+        let label = format!("label={LABEL_WORK_DIR}={}", self.inner.marker_dir.display());
+        tokio::spawn(async move {
+            let ps = tokio::process::Command::new(&bin)
+                .args(["ps", "-a", "--filter", &label, "--format", "{{.Names}}"])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            let out = match tokio::time::timeout(Duration::from_secs(30), ps).await {
+                Ok(Ok(out)) if out.status.success() => out,
+                Ok(Ok(out)) => {
+                    tracing::debug!(stderr = %String::from_utf8_lossy(&out.stderr), "docker ps failed; containers not checked");
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "no docker CLI; containers not checked");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("docker ps timed out; containers not checked for orphans");
+                    return;
+                }
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            let live: HashSet<String> = inner
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .tasks
+                .values()
+                .filter(|c| !c.state.is_terminal())
+                .filter_map(|c| c.docker_name.clone())
+                .collect();
+            drop(inner);
+            for name in String::from_utf8_lossy(&out.stdout).lines() {
+                let name = name.trim();
+                if name.is_empty() || live.contains(name) {
+                    continue;
+                }
+                tracing::warn!(
+                    container = name,
+                    "removing a Docker container of this agent that no task owns"
+                );
+                docker_remove(&bin, name).await;
+            }
+        });
     }
 
     /// Re-attaches to checkpointed processes that are still alive.
     fn recover(&self) {
         let ids: Vec<TaskId> = self.lock().tasks.keys().cloned().collect();
         for id in ids {
-            let (pid, ticks, terminal, docker) = {
+            let (pid, ticks, terminal) = {
                 let st = self.lock();
                 let Some(cp) = st.tasks.get(&id) else {
                     continue;
                 };
-                (
-                    cp.pid,
-                    cp.start_ticks,
-                    cp.state.is_terminal(),
-                    cp.docker_name.clone(),
-                )
+                (cp.pid, cp.start_ticks, cp.state.is_terminal())
             };
             if terminal {
                 continue;
@@ -418,7 +749,9 @@ impl Agent {
                 let agent = self.clone();
                 let pid = pid.unwrap_or(0);
                 tokio::spawn(async move { agent.watch_reattached(id, pid).await });
-            } else if pid.is_none() && docker.is_none() {
+            } else if pid.is_none() {
+                // Its process (or container) may have been started before the agent could
+                // checkpoint it: the reaper ends it (it belongs to no live task).
                 self.finish(
                     &id,
                     TaskState::Failed,
@@ -512,7 +845,7 @@ impl Agent {
         let msg = self.registration();
         let resp = self
             .inner
-            .client
+            .master_client
             .post(&url)
             .json(&msg)
             .send()
@@ -544,7 +877,7 @@ impl Agent {
         );
         let resp = self
             .inner
-            .client
+            .master_client
             .post(&url)
             .json(&Heartbeat {
                 agent_id: self.inner.id.clone(),
@@ -580,7 +913,7 @@ impl Agent {
             self.inner.config.master_url.trim_end_matches('/'),
             PATH_STATUS
         );
-        let client = self.inner.client.clone();
+        let client = self.inner.master_client.clone();
         tokio::spawn(async move {
             let r = client
                 .post(&url)
@@ -632,9 +965,12 @@ impl Agent {
             cp.latest = status.clone();
             cp.pending.push_back(status.clone());
             let first = cp.pending.len() == 1;
-            let cp = cp.clone();
             drop(st);
-            self.write_checkpoint(&cp);
+            if let Err(e) = self.persist(id) {
+                // The update is sent anyway (the master must learn what happened); the
+                // checkpoint is retried with the status updates.
+                tracing::error!(task = %id, state = ?state, error = %e, "cannot checkpoint the task's status update; will retry");
+            }
             first.then_some(status)
         };
         if let Some(s) = to_send {
@@ -645,8 +981,10 @@ impl Agent {
     /// An acknowledgement from the master: drop the update, send the next one.
     pub fn acknowledge(&self, id: &TaskId, uuid: &str) {
         let next;
-        let mut done = None;
+        let done;
         {
+            // Ordered with the task's checkpoint writes: none lands after the removal.
+            let _order = self.checkpoint_lock(id);
             let mut st = self.lock();
             let Some(cp) = st.tasks.get_mut(id) else {
                 return;
@@ -659,16 +997,23 @@ impl Agent {
                 return;
             }
             next = cp.pending.front().cloned();
-            if cp.pending.is_empty() && cp.state.is_terminal() {
-                done = st.tasks.remove(id);
+            done = if cp.pending.is_empty() && cp.state.is_terminal() {
+                st.dirty.remove(id);
+                st.tasks.remove(id)
             } else {
-                let cp = cp.clone();
-                drop(st);
-                self.write_checkpoint(&cp);
+                None
+            };
+            drop(st);
+            if done.is_some() {
+                let _ = fs::remove_file(self.checkpoint_path(id));
+            }
+        }
+        if done.is_none() {
+            if let Err(e) = self.persist(id) {
+                tracing::error!(task = %id, error = %e, "cannot checkpoint an acknowledgement; will retry");
             }
         }
         if let Some(cp) = done {
-            let _ = fs::remove_file(self.checkpoint_path(id));
             let mut st = self.lock();
             st.completed.push_back(cp);
             while st.completed.len() > COMPLETED_LIMIT {
@@ -700,6 +1045,15 @@ impl Agent {
 
     /// Starts the tasks of a launch message.
     pub fn launch(&self, msg: LaunchTasks) {
+        if self.stopped() {
+            // Nothing may start that no agent tracks; the master learns of these tasks at
+            // the next registration.
+            tracing::warn!(
+                tasks = msg.tasks.len(),
+                "launch ignored: the agent is stopped"
+            );
+            return;
+        }
         for info in msg.tasks {
             let id = info.task_id.clone();
             let sandbox = self
@@ -714,7 +1068,7 @@ impl Agent {
                 .join(key_segment(id.as_str()))
                 .join("runs")
                 .join(uuid::Uuid::new_v4().to_string());
-            let cp = {
+            {
                 let mut st = self.lock();
                 if st.tasks.contains_key(&id) {
                     continue;
@@ -746,16 +1100,36 @@ impl Agent {
                     started: now_secs(),
                     healthy: None,
                 };
-                st.tasks.insert(id.clone(), cp.clone());
-                cp
-            };
-            self.write_checkpoint(&cp);
+                // A Docker task's container name is known (and checkpointed) before it runs.
+                let docker_name = docker_of(&cp.info).map(|_| {
+                    format!(
+                        "mesos-{}-{}",
+                        key_segment(self.inner.id.as_str()),
+                        key_segment(cp.info.task_id.as_str())
+                    )
+                });
+                let cp = Checkpoint { docker_name, ..cp };
+                st.tasks.insert(id.clone(), cp);
+            }
+            // The task is checkpointed (durably) by run_task before anything runs.
             let agent = self.clone();
             tokio::spawn(async move { agent.run_task(id).await });
         }
     }
 
     async fn run_task(self, id: TaskId) {
+        // Nothing runs before the task is durable: a task the agent cannot checkpoint
+        // would be forgotten by the next agent while its process runs on.
+        if let Err(e) = self.persist_blocking(&id).await {
+            tracing::error!(task = %id, error = %e, "cannot checkpoint the task; not starting it");
+            self.finish(
+                &id,
+                TaskState::Failed,
+                "REASON_CONTAINER_LAUNCH_FAILED",
+                format!("cannot checkpoint the task: {e}"),
+            );
+            return;
+        }
         let Some(cp) = self.lock().tasks.get(&id).cloned() else {
             return;
         };
@@ -794,17 +1168,7 @@ impl Agent {
             );
             return;
         }
-        let docker = cp
-            .info
-            .container
-            .as_ref()
-            // DOCKER, and MESOS with an image (DC/OS's Universal Container Runtime): both
-            // run the image through the Docker Engine here.
-            .filter(|c| {
-                c.kind.eq_ignore_ascii_case("DOCKER") || c.kind.eq_ignore_ascii_case("MESOS")
-            })
-            .and_then(|c| c.docker.clone())
-            .filter(|d| !d.image.trim().is_empty());
+        let docker = docker_of(&cp.info);
         let env = self.task_env(&cp);
         let result = match docker {
             Some(d) => self.spawn_docker(&cp, &d, &env).await,
@@ -838,15 +1202,35 @@ impl Agent {
             if let Some(c) = st.tasks.get_mut(&id) {
                 c.pid = pid;
                 c.start_ticks = pid.and_then(proc_start).map(|(s, _)| s);
-                let c = c.clone();
-                drop(st);
-                self.write_checkpoint(&c);
-                if c.killing {
-                    // A kill arrived while the process was being started.
-                    if let Some(pid) = pid {
-                        signal_group(pid, libc::SIGKILL);
-                    }
-                }
+            }
+        }
+        // What was started must be durable before it is reported; if it cannot be, it is
+        // ended now rather than left for a later agent to find untracked.
+        if let Err(e) = self.persist_blocking(&id).await {
+            tracing::error!(task = %id, ?pid, error = %e, "cannot checkpoint the started task; killing it");
+            if let Some(pid) = pid {
+                signal_group(pid, libc::SIGKILL);
+            }
+            if let Some(name) = &cp.docker_name {
+                docker_remove(&self.inner.config.docker, name).await;
+            }
+            let mut child = child;
+            let _ = child.wait().await;
+            if let Some(pid) = pid {
+                end_group(pid).await;
+            }
+            self.finish(
+                &id,
+                TaskState::Failed,
+                "REASON_CONTAINER_LAUNCH_FAILED",
+                format!("cannot checkpoint the task: {e}"),
+            );
+            return;
+        }
+        if self.lock().tasks.get(&id).is_some_and(|c| c.killing) {
+            // A kill arrived while the process was being started.
+            if let Some(pid) = pid {
+                signal_group(pid, libc::SIGKILL);
             }
         }
         self.update(
@@ -1031,18 +1415,18 @@ impl Agent {
         let (out, err) = self.open_logs(cp)?;
         cmd.env_clear()
             .envs(env)
+            // After the framework's variables: the markers cannot be overridden.
+            .env(ENV_WORK_DIR, &self.inner.marker_dir)
+            .env(ENV_RUN_ID, run_id(cp))
             .current_dir(&cp.sandbox)
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .kill_on_drop(false);
         let cgroup = match &self.inner.cgroups {
+            // Named after the agent's work dir and the run: found again by the next agent.
             Some(cg) => match cg.create(
-                &format!(
-                    "{}-{}",
-                    key_segment(cp.info.task_id.as_str()),
-                    std::process::id()
-                ),
+                &format!("{}{}", self.inner.cgroup_prefix, run_id(cp)),
                 &cp.info.resources,
                 self.inner.config.pids_max,
             ) {
@@ -1111,13 +1495,23 @@ impl Agent {
                 return Err(format!("Failed to pull image '{image}': {msg}"));
             }
         }
-        let name = format!(
-            "mesos-{}-{}",
-            key_segment(self.inner.id.as_str()),
-            key_segment(cp.info.task_id.as_str())
-        );
-        let mut args: Vec<String> =
-            vec!["run".into(), "--rm".into(), "--name".into(), name.clone()];
+        let name = cp.docker_name.clone().unwrap_or_else(|| {
+            format!(
+                "mesos-{}-{}",
+                key_segment(self.inner.id.as_str()),
+                key_segment(cp.info.task_id.as_str())
+            )
+        });
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into(), "--name".into(), name];
+        // Labels find the container again when no checkpoint names it.
+        for (k, v) in [
+            (LABEL_WORK_DIR, self.inner.marker_dir.display().to_string()),
+            (LABEL_AGENT_ID, self.inner.id.to_string()),
+            (LABEL_RUN_ID, run_id(cp)),
+        ] {
+            args.push("--label".into());
+            args.push(format!("{k}={v}"));
+        }
         let net = docker.network.to_ascii_uppercase();
         match net.as_str() {
             "BRIDGE" => {
@@ -1149,7 +1543,7 @@ impl Agent {
             ));
         }
         for (k, v) in env {
-            if k == "PATH" || k == "HOME" {
+            if k == "PATH" || k == "HOME" || k.starts_with("DCOS_AGENT_") {
                 continue;
             }
             args.push("-e".into());
@@ -1188,6 +1582,8 @@ impl Agent {
         let (out, err) = self.open_logs(cp)?;
         let mut cmd = tokio::process::Command::new(bin);
         cmd.args(&args)
+            .env(ENV_WORK_DIR, &self.inner.marker_dir)
+            .env(ENV_RUN_ID, run_id(cp))
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -1199,16 +1595,7 @@ impl Agent {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("Failed to run {bin}: {e}"))?;
-        {
-            let mut st = self.lock();
-            if let Some(c) = st.tasks.get_mut(&cp.info.task_id) {
-                c.docker_name = Some(name);
-            }
-        }
-        Ok(child)
+        cmd.spawn().map_err(|e| format!("Failed to run {bin}: {e}"))
     }
 
     // ---- killing ---------------------------------------------------------------------------
@@ -1401,6 +1788,74 @@ impl Agent {
     }
 }
 
+/// A task's Docker image: DOCKER, and MESOS with an image (DC/OS's Universal Container
+/// Runtime), both run through the Docker Engine here.
+fn docker_of(info: &TaskInfo) -> Option<dcos_types::DockerInfo> {
+    info.container
+        .as_ref()
+        .filter(|c| c.kind.eq_ignore_ascii_case("DOCKER") || c.kind.eq_ignore_ascii_case("MESOS"))
+        .and_then(|c| c.docker.clone())
+        .filter(|d| !d.image.trim().is_empty())
+}
+
+/// `docker rm -f <name>` (bounded in time; errors are logged).
+async fn docker_remove(bin: &str, name: &str) {
+    let rm = tokio::process::Command::new(bin)
+        .args(["rm", "-f", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(Duration::from_secs(30), rm).await {
+        Ok(Ok(s)) if s.success() => {}
+        Ok(Ok(s)) => tracing::debug!(container = name, status = %s, "docker rm -f failed"),
+        Ok(Err(e)) => tracing::warn!(container = name, error = %e, "cannot run docker rm -f"),
+        Err(_) => tracing::warn!(container = name, "docker rm -f timed out"),
+    }
+}
+
+/// Waits for the orphans found at start to end after SIGTERM; SIGKILLs what is left after
+/// [`ORPHAN_GRACE`]. Tasks launched meanwhile are live runs, never orphans.
+async fn reap_orphans(weak: Weak<Inner>, mut leaders: HashSet<i32>) {
+    let term_deadline = Instant::now() + ORPHAN_GRACE;
+    let give_up = term_deadline + Duration::from_secs(10);
+    let mut killed = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let Some(inner) = weak.upgrade() else { return };
+        let agent = Agent { inner };
+        if agent.stopped() {
+            return;
+        }
+        let keep = agent.live_runs();
+        let left = agent.find_orphans(&keep, &mut leaders);
+        if left.is_empty() {
+            agent.remove_orphan_cgroups(&keep);
+            tracing::info!(
+                work_dir = %agent.inner.marker_dir.display(),
+                sigkill = killed,
+                "orphan processes of this agent are gone"
+            );
+            return;
+        }
+        let now = Instant::now();
+        if now >= give_up {
+            let pids: Vec<i32> = left.iter().map(|p| p.pid).collect();
+            tracing::error!(?pids, "orphan processes of this agent outlived SIGKILL");
+            return;
+        }
+        if now >= term_deadline {
+            if !killed {
+                let pids: Vec<i32> = left.iter().map(|p| p.pid).collect();
+                tracing::warn!(?pids, "orphan processes outlived SIGTERM; sending SIGKILL");
+            }
+            killed = true;
+            orphans::signal(&left, libc::SIGKILL);
+        }
+    }
+}
+
 /// SIGKILLs what is left of a task's process group once its leader has exited, and waits (up
 /// to 2 s) until no member is left that is not a zombie.
 async fn end_group(pgid: i32) {
@@ -1528,6 +1983,44 @@ async fn retry_loop(weak: Weak<Inner>) {
         if agent.stopped() {
             return;
         }
+        agent.persist_dirty();
         agent.resend_pending();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_file_names_are_no_longer_than_the_checkpoint() {
+        let id = "a".repeat(dcos_types::ids::MAX_TASK_ID_LEN);
+        let path = Path::new("/w/meta/tasks").join(format!("{id}.json"));
+        let tmp = tmp_name(&path);
+        assert!(tmp.len() <= dcos_types::ids::MAX_FILE_NAME);
+        assert_eq!(tmp, std::ffi::OsString::from(format!("{id}.tmp")));
+        assert_eq!(tmp_name(Path::new("/w/meta/agent_id")), "agent_id.tmp");
+    }
+
+    #[test]
+    fn atomic_write_replaces_or_leaves_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.json");
+        write_atomic(&path, b"one", true).unwrap();
+        write_atomic(&path, b"two", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        // The tmp file cannot be made (a directory is in the way): the old file stays.
+        fs::create_dir(dir.path().join("t.tmp")).unwrap();
+        assert!(write_atomic(&path, b"three", true).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        fs::remove_dir(dir.path().join("t.tmp")).unwrap();
+        fs::write(dir.path().join("u.tmp"), b"partial").unwrap();
+        assert_eq!(clean_tmp(dir.path()), 1);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.json")]);
     }
 }

@@ -154,7 +154,67 @@ impl Cgroups {
     }
 }
 
+impl Cgroups {
+    fn parents(&self) -> Vec<PathBuf> {
+        match self {
+            Cgroups::V1 { cpu, memory, pids } => {
+                let mut v = vec![cpu.join(PARENT), memory.join(PARENT)];
+                v.extend(pids.as_ref().map(|p| p.join(PARENT)));
+                v
+            }
+            Cgroups::V2 { root } => vec![root.join(PARENT)],
+        }
+    }
+
+    /// The existing cgroups of the task cgroup `name` (made by [`Cgroups::create`]).
+    pub fn open(&self, name: &str) -> Option<TaskCgroup> {
+        let dirs: Vec<PathBuf> = self
+            .parents()
+            .into_iter()
+            .map(|p| p.join(name))
+            .filter(|d| d.is_dir())
+            .collect();
+        (!dirs.is_empty()).then(|| TaskCgroup {
+            procs: dirs.iter().map(|d| d.join("cgroup.procs")).collect(),
+            dirs,
+        })
+    }
+
+    /// Names of the task cgroups that start with `prefix`.
+    pub fn names(&self, prefix: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for parent in self.parents() {
+            let Ok(rd) = fs::read_dir(&parent) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                if let Some(n) = e.file_name().to_str() {
+                    if n.starts_with(prefix) && e.path().is_dir() && !out.iter().any(|o| o == n) {
+                        out.push(n.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 impl TaskCgroup {
+    /// The processes in the task's cgroups.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out: Vec<i32> = Vec::new();
+        for p in &self.procs {
+            if let Ok(text) = fs::read_to_string(p) {
+                for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                    if !out.contains(&pid) {
+                        out.push(pid);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Paths as C strings for the pre-exec hook (no allocation after fork).
     pub fn procs_cstrings(&self) -> Vec<CString> {
         self.procs

@@ -11,6 +11,11 @@ pub mod fetcher;
 mod health;
 mod http;
 mod logs;
+mod orphans;
 
-pub use agent::{Agent, AgentConfig, AgentError, Isolation, DEFAULT_PORTS, DEFAULT_PUBLIC_PORTS};
+pub use agent::{
+    Agent, AgentConfig, AgentError, Isolation, DEFAULT_PORTS, DEFAULT_PUBLIC_PORTS, LABEL_AGENT_ID,
+    LABEL_RUN_ID, LABEL_WORK_DIR,
+};
 pub use http::router;
+pub use orphans::{ENV_RUN_ID, ENV_WORK_DIR};

@@ -80,6 +80,10 @@ impl AllInOneArgs {
             };
             repositories.push((name.trim().to_string(), uri.trim().to_string()));
         }
+        if self.auth {
+            // With auth on, internal ports require the cluster's credential (docs/security.md).
+            config.internal_token = Some(crate::internal::load_or_create_token(&self.work_dir)?);
+        }
         let superuser = if self.auth {
             let secret = if let Ok(h) = std::env::var("DCOS_SUPERUSER_PASSWORD_HASH") {
                 SuperuserSecret::Hash(h)
@@ -117,6 +121,7 @@ impl AllInOneArgs {
                 superuser,
                 fast_password_hash: false,
                 bootstrap_id: "all-in-one".into(),
+                internal_token: None,
             }),
         };
         Ok((config, extras))

@@ -134,6 +134,9 @@ pub struct NodeConfig {
     pub heartbeat_interval: Duration,
     pub agent_unreachable_timeout: Duration,
     pub agent_removal_timeout: Duration,
+    /// The cluster's internal credential: required on every internal port and sent on every
+    /// call between components when set (auth on). See `crate::internal`.
+    pub internal_token: Option<String>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -208,6 +211,7 @@ impl NodeConfig {
                 "agent-removal-timeout-secs",
                 cli.agent_removal_timeout_secs,
             )?,
+            internal_token: None,
         })
     }
 
@@ -233,6 +237,7 @@ impl NodeConfig {
             heartbeat_interval: Duration::from_secs(1),
             agent_unreachable_timeout: Duration::from_secs(30),
             agent_removal_timeout: Duration::from_secs(600),
+            internal_token: None,
         }
     }
 

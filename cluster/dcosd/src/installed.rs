@@ -79,6 +79,18 @@ pub fn resolve(inst: &Installed, cli: &Cli) -> anyhow::Result<InstalledNode> {
     config.listen_master = any(inst.ports.master);
     config.listen_agent = any(inst.ports.agent);
     config.master_url = Some(format!("http://{first_master}:{}", inst.ports.master));
+    config.internal_token = match (&inst.internal_token, inst.oauth_enabled) {
+        (Some(t), true) => Some(t.clone()),
+        (None, true) => {
+            tracing::warn!(
+                "{origin}: auth is on but the node config has no internal_token (a bundle from an \
+                 earlier genconf): internal ports accept calls without a credential; re-run \
+                 genconf and upgrade the nodes"
+            );
+            None
+        }
+        _ => None,
+    };
     if let Some(agent) = &inst.agent {
         for (k, v) in &agent.attributes {
             config
@@ -105,6 +117,7 @@ pub fn resolve(inst: &Installed, cli: &Cli) -> anyhow::Result<InstalledNode> {
             superuser,
             fast_password_hash: false,
             bootstrap_id: inst.config_id.clone(),
+            internal_token: None,
         })
     } else {
         None

@@ -7,6 +7,7 @@
 pub mod allinone;
 pub mod config;
 pub mod installed;
+pub mod internal;
 pub mod node;
 pub mod roles;
 pub mod services;

@@ -50,6 +50,7 @@ impl Extras {
                 superuser: None,
                 fast_password_hash: false,
                 bootstrap_id: "none".into(),
+                internal_token: None,
             }),
         }
     }
@@ -86,6 +87,7 @@ impl FullNode {
 /// Starts every role of `config` and the services of `extras`.
 pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNode> {
     let work_dir = config.work_dir.clone();
+    let config_token = config.internal_token.clone();
     let node = roles::start(config).await?;
     let Some(master) = node.master.as_ref() else {
         return Ok(FullNode {
@@ -115,41 +117,64 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
             listen_metronome: extras.listen_metronome,
             listen_cosmos: extras.listen_cosmos,
             repositories,
+            internal_token: config_token.clone(),
         },
     )
     .await?;
     let adminrouter = match &extras.adminrouter {
         Some(settings) => {
+            let mut settings = settings.clone();
+            settings.internal_token = config_token.clone();
+            let settings = &settings;
             let marathon = svc.marathon.clone();
             let metronome = svc.metronome.clone();
             let local_agents: Vec<dcos_agent::Agent> =
                 node.agents.iter().map(|a| a.agent.clone()).collect();
+            let master_handle = master.master.clone();
+            let store = master.store.clone();
             let health = Arc::new(move || {
-                let mut units = vec![unit("dcos-mesos-master.service", "Mesos Master", true, "")];
-                let fw = marathon.framework_id().is_some();
-                units.push(unit(
-                    "dcos-marathon.service",
-                    "Marathon",
-                    fw,
+                // A component whose store refuses writes is unhealthy: it can serve reads but
+                // acknowledges no change until the store accepts writes again.
+                let store_ok = |r: Result<(), String>| r.map_err(|e| format!("its store refuses writes: {e}"));
+                let registered = |fw: bool| {
                     if fw {
-                        ""
+                        Ok(())
                     } else {
-                        "not registered with the master yet"
-                    },
-                ));
-                let fw = metronome.framework_id().is_some();
-                units.push(unit(
-                    "dcos-metronome.service",
-                    "Jobs Service",
-                    fw,
-                    if fw {
-                        ""
-                    } else {
-                        "not registered with the master yet"
-                    },
-                ));
-                units.push(unit("dcos-cosmos.service", "Package Service", true, ""));
-                units.push(unit("dcos-adminrouter.service", "Admin Router", true, ""));
+                        Err("not registered with the master yet".to_string())
+                    }
+                };
+                let checks = [
+                    (
+                        "dcos-mesos-master.service",
+                        "Mesos Master",
+                        store_ok(master_handle.store_writable()),
+                    ),
+                    (
+                        "dcos-marathon.service",
+                        "Marathon",
+                        registered(marathon.framework_id().is_some())
+                            .and_then(|_| store_ok(marathon.store_writable())),
+                    ),
+                    (
+                        "dcos-metronome.service",
+                        "Jobs Service",
+                        registered(metronome.framework_id().is_some())
+                            .and_then(|_| store_ok(metronome.store_writable())),
+                    ),
+                    (
+                        "dcos-cosmos.service",
+                        "Package Service",
+                        store_ok(store.writable().map_err(|e| e.to_string())),
+                    ),
+                    ("dcos-adminrouter.service", "Admin Router", Ok(())),
+                ];
+                let mut units: Vec<UnitHealth> = checks
+                    .iter()
+                    .map(|(id, name, r)| match r {
+                        Ok(()) => unit(id, name, true, ""),
+                        Err(why) => unit(id, name, false, why),
+                    })
+                    .collect();
                 units.extend(local_agents.iter().map(agent_unit));
                 units
             });

@@ -105,6 +105,9 @@ pub struct ServicesConfig {
     pub listen_cosmos: SocketAddr,
     /// Repositories Cosmos starts with (the first use writes them to the store).
     pub repositories: Vec<(String, String)>,
+    /// The internal credential (auth on): required by Marathon, Metronome and Cosmos, sent by
+    /// Cosmos to Marathon and the master.
+    pub internal_token: Option<String>,
 }
 
 pub async fn start_master_services(
@@ -127,8 +130,13 @@ pub async fn start_master_services(
         mconf,
     )
     .map_err(|e| anyhow::anyhow!("starting Marathon: {e}"))?;
-    let marathon_server =
-        Server::serve("marathon", marathon_listener, &cfg.host, marathon.router())?;
+    let token = cfg.internal_token.as_deref();
+    let marathon_server = Server::serve(
+        "marathon",
+        marathon_listener,
+        &cfg.host,
+        crate::internal::protect(marathon.router(), token),
+    )?;
 
     let metronome_listener = tokio::net::TcpListener::bind(cfg.listen_metronome)
         .await
@@ -148,7 +156,7 @@ pub async fn start_master_services(
         "metronome",
         metronome_listener,
         &cfg.host,
-        metronome.router(),
+        crate::internal::protect(metronome.router(), token),
     )?;
 
     let mut cc = cosmos::CosmosConfig::new(
@@ -168,9 +176,15 @@ pub async fn start_master_services(
     cc.fetch.retries = 1;
     // A repository that is down should fail fast in a small cluster, not hold a request 15 s.
     cc.fetch.retry_delay = Duration::from_millis(500);
+    cc.internal_token = cfg.internal_token.clone();
     let cosmos = cosmos::Cosmos::new(cc);
-    let cosmos_server =
-        Server::start("cosmos", cfg.listen_cosmos, &cfg.host, cosmos.router()).await?;
+    let cosmos_server = Server::start(
+        "cosmos",
+        cfg.listen_cosmos,
+        &cfg.host,
+        crate::internal::protect(cosmos.router(), token),
+    )
+    .await?;
     Ok(MasterServices {
         marathon,
         marathon_server,
@@ -202,6 +216,8 @@ pub struct AdminRouterSettings {
     /// `dcos_adminrouter::auth::PasswordCost::Fast` in tests.
     pub fast_password_hash: bool,
     pub bootstrap_id: String,
+    /// The internal credential the Admin Router adds to what it forwards (auth on).
+    pub internal_token: Option<String>,
 }
 
 #[derive(Clone)]
@@ -299,6 +315,7 @@ pub async fn start_adminrouter(
         mesos_id: String::new(),
     };
     cfg.health = Some(Arc::new(move || health()));
+    cfg.internal_token = settings.internal_token.clone();
     cfg.auth = if settings.auth {
         let mut a = AuthConfig::enabled(Arc::new(ClusterAuthStore::new(store.clone())));
         if settings.fast_password_hash {
@@ -316,13 +333,37 @@ pub async fn start_adminrouter(
         AuthConfig::disabled()
     };
     let router = AdminRouter::new(cfg).context("configuring the Admin Router")?;
-    let server = Server::start(
-        "adminrouter",
-        settings.listen,
-        &settings.host,
-        router.router(),
-    )
-    .await?;
+    // The Admin Router faces clients: header read timeout and connection limit
+    // (`dcos_adminrouter::ServeLimits`), client address for login throttling.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding adminrouter to {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = oneshot::channel::<()>();
+    let app = router.router();
+    let task = tokio::spawn(async move {
+        let shutdown = async {
+            let _ = stop_rx.await;
+        };
+        let limits = dcos_adminrouter::ServeLimits::default();
+        if let Err(e) = dcos_adminrouter::serve_with_shutdown(listener, app, limits, shutdown).await
+        {
+            tracing::error!(error = %e, "adminrouter HTTP server failed");
+        }
+    });
+    tracing::info!(%addr, "adminrouter listening");
+    // Reached on loopback when bound there, whatever the node advertises (as `Server::serve`).
+    let host = if addr.ip().is_loopback() {
+        addr.ip().to_string()
+    } else {
+        settings.host.clone()
+    };
+    let server = Server {
+        addr,
+        url: format!("http://{host}:{}", addr.port()),
+        stop,
+        task,
+    };
     Ok(AdminRouterHandle {
         router,
         server,

@@ -15,12 +15,15 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use dcos_store::StoreError;
 use dcos_types::{AgentId, SchedulerCall, TaskId, TaskState};
 use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::constraints::LabelSelector;
+use crate::durable::root_cause;
+use crate::events::Event;
 use crate::model::{canonical_id, flag, merge_partial, parse_json, App, ParseError};
 use crate::render::{self, Embed};
 use crate::scheduler::Core;
@@ -43,6 +46,7 @@ pub enum ApiError {
     BadRequest(String),
     TooLarge(usize),
     NotAcceptable(String),
+    UnsupportedMediaType(String),
     Unavailable(String),
 }
 
@@ -81,6 +85,13 @@ impl IntoResponse for ApiError {
                 json!({ "message": format!("Request body too large: the limit is {max} bytes") }),
             ),
             ApiError::NotAcceptable(m) => (StatusCode::METHOD_NOT_ALLOWED, json!({ "message": m })),
+            ApiError::UnsupportedMediaType(ct) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "message": format!(
+                    "HTTP 415 Unsupported Media Type: the body must be JSON \
+                     (Content-Type: application/json), not '{ct}'"
+                ) }),
+            ),
             ApiError::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, json!({ "message": m })),
         };
         json_response(status, body.to_string())
@@ -142,7 +153,21 @@ fn body_bytes(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Bytes,
     }
 }
 
-fn body_json(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
+/// A JSON request body. Like Marathon (`@Consumes(application/json)`), another
+/// `Content-Type` is a 415; parameters (`charset=utf-8`) are fine, and a request without
+/// `Content-Type` is taken as JSON (Jersey matches it to any `@Consumes`).
+fn body_json(
+    core: &Core,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Value, ApiError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let text = String::from_utf8_lossy(ct.as_bytes());
+        let essence = text.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/json") {
+            return Err(ApiError::UnsupportedMediaType(text.into_owned()));
+        }
+    }
     let b = body_bytes(core, body)?;
     parse_json(&b).map_err(ApiError::Parse)
 }
@@ -220,17 +245,21 @@ fn port_range(core: &Core) -> (i64, i64) {
     (core.config.local_port_min, core.config.local_port_max)
 }
 
-/// Applies a change under the lock, commits it, then wakes the scheduler.
+/// Applies a change under the lock, commits it, then wakes the scheduler. `posted` is the
+/// `api_post_event` of the request, published with the change's events once it is stored.
 fn change(
     core: &Core,
     changes: Vec<(String, Option<App>)>,
     force: bool,
     restart: bool,
+    posted: Option<Arc<Event>>,
     precheck: impl FnOnce(&mut State) -> Result<(), ApiError>,
 ) -> Result<Deployment, ApiError> {
     let mut fx = Effects::default();
+    fx.events.extend(posted);
     let dep = {
         let mut st = core.state.lock();
+        consistent(core, &mut st)?;
         precheck(&mut st)?;
         let d = st.deploy(
             changes,
@@ -242,7 +271,7 @@ fn change(
             &mut fx,
             &core.events,
         )?;
-        stored(core, std::mem::take(&mut fx.ops))?;
+        stored(core, &mut st, &mut fx)?;
         d
     };
     core.send(std::mem::take(&mut fx.calls));
@@ -250,14 +279,42 @@ fn change(
     Ok(dep)
 }
 
-/// Commits a change's store writes; a failure is a 503 (the change is in effect in memory but
-/// not durable, so the caller should retry or check).
-fn stored(core: &Core, ops: Vec<dcos_store::Op>) -> Result<(), ApiError> {
-    core.commit(ops).map_err(|e| {
-        ApiError::Unavailable(format!(
-            "The change was applied but could not be stored durably: {e}"
-        ))
+/// Commits a change through the one commit-or-rollback path. A refused write is a 503 and
+/// the change is undone (in memory too); a key the store refuses comes from the app id.
+fn stored(core: &Core, st: &mut State, fx: &mut Effects) -> Result<(), ApiError> {
+    core.persist(st, fx).map_err(|e| match e {
+        StoreError::InvalidKey { reason, .. } => {
+            invalid("/id", format!("cannot be stored: {reason}"))
+        }
+        e => ApiError::Unavailable(format!(
+            "the cluster store refused the write: {}; nothing was changed",
+            root_cause(&e)
+        )),
     })
+}
+
+/// 503 while a refused change could not be undone yet (the store cannot be read).
+fn consistent(core: &Core, st: &mut State) -> Result<(), ApiError> {
+    if core.consistent(st) {
+        return Ok(());
+    }
+    Err(ApiError::Unavailable(
+        "the cluster store cannot be read; nothing was changed".into(),
+    ))
+}
+
+fn invalid(path: &str, msg: impl Into<String>) -> ApiError {
+    let mut v = Violations::default();
+    v.add(path, msg);
+    ApiError::Invalid(v)
+}
+
+/// A store read keyed by user input (`field`): a key the store refuses is a 422 there.
+fn read_error(e: StoreError, field: &str) -> ApiError {
+    match e {
+        StoreError::InvalidKey { reason, .. } => invalid(field, format!("is not valid: {reason}")),
+        e => ApiError::Unavailable(format!("cannot read the cluster store: {}", root_cause(&e))),
+    }
 }
 
 fn deployment_result(dep: &Deployment, status: StatusCode, location: Option<&str>) -> Response {
@@ -289,19 +346,24 @@ fn prepare(v: Value, path_id: Option<&str>) -> Result<App, ApiError> {
     Ok(app)
 }
 
-fn api_post_event(core: &Core, uri: &str, app: &App) {
-    core.events.publish(
+fn api_post_event(core: &Core, uri: &str, app: &App) -> Option<Arc<Event>> {
+    core.events.event(
         "api_post_event",
         || json!({"clientIp": "127.0.0.1", "uri": uri, "appDefinition": app.to_value()}),
-    );
+    )
 }
 
-async fn create_app(AxState(core): S, body: Result<Bytes, BytesRejection>) -> ApiResult {
-    let v = body_json(&core, body)?;
+async fn create_app(
+    AxState(core): S,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult {
+    let v = body_json(&core, &headers, body)?;
     let app = prepare(v, None)?;
     let id = app.id.clone();
-    api_post_event(&core, "/v2/apps", &app);
-    let dep = change(&core, vec![(id.clone(), Some(app))], false, false, |st| {
+    let posted = api_post_event(&core, "/v2/apps", &app);
+    let changes = vec![(id.clone(), Some(app))];
+    let dep = change(&core, changes, false, false, posted, |st| {
         if st.visible(&id).is_some() {
             return Err(ApiError::Conflict(format!(
                 "An app with id [{id}] already exists."
@@ -353,7 +415,7 @@ fn update_target(
             let entry = core
                 .store
                 .get(&version_key(id, v))
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?
+                .map_err(|e| read_error(e, "/version"))?
                 .ok_or_else(|| {
                     ApiError::NotFound(format!("App '{id}' does not exist in version {v}"))
                 })?;
@@ -384,10 +446,15 @@ async fn put_or_patch_one(
     let force = q.flag("force", false);
     let partial = patch || q.flag("partialUpdate", true);
     let (app, existed) = update_target(&core, &id, body, partial, patch)?;
-    api_post_event(&core, &format!("/v2/apps{id}"), &app);
-    let dep = change(&core, vec![(id.clone(), Some(app))], force, false, |_| {
-        Ok(())
-    })?;
+    let posted = api_post_event(&core, &format!("/v2/apps{id}"), &app);
+    let dep = change(
+        &core,
+        vec![(id.clone(), Some(app))],
+        force,
+        false,
+        posted,
+        |_| Ok(()),
+    )?;
     if existed {
         Ok(deployment_result(&dep, StatusCode::OK, None))
     } else {
@@ -432,25 +499,27 @@ async fn put_or_patch_many(core: Arc<Core>, q: Query, body: Value, patch: bool) 
     if changes.is_empty() {
         return Err(ApiError::BadRequest("No apps given".into()));
     }
-    let dep = change(&core, changes, force, false, |_| Ok(()))?;
+    let dep = change(&core, changes, force, false, None, |_| Ok(()))?;
     Ok(deployment_result(&dep, StatusCode::OK, None))
 }
 
 async fn put_apps(
     AxState(core): S,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     put_or_patch_many(core, Query::parse(q), v, false).await
 }
 
 async fn patch_apps(
     AxState(core): S,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     put_or_patch_many(core, Query::parse(q), v, true).await
 }
 
@@ -633,7 +702,7 @@ async fn app_get(AxState(core): S, Path(rest): Path<String>, RawQuery(q): RawQue
             let entry = core
                 .store
                 .get(&version_key(&id, &v))
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?
+                .map_err(|e| read_error(e, "/version"))?
                 .ok_or_else(|| {
                     ApiError::NotFound(format!("App '{id}' does not exist in version {v}"))
                 })?;
@@ -652,11 +721,12 @@ async fn app_put(
     AxState(core): S,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     match parse_app_path(&rest) {
         AppPath::App(id) => {
-            let v = body_json(&core, body)?;
+            let v = body_json(&core, &headers, body)?;
             put_or_patch_one(core, id, Query::parse(q), v, false).await
         }
         _ => Err(ApiError::NotAcceptable(
@@ -669,11 +739,12 @@ async fn app_patch(
     AxState(core): S,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     match parse_app_path(&rest) {
         AppPath::App(id) => {
-            let v = body_json(&core, body)?;
+            let v = body_json(&core, &headers, body)?;
             put_or_patch_one(core, id, Query::parse(q), v, true).await
         }
         _ => Err(ApiError::NotAcceptable(
@@ -693,7 +764,7 @@ async fn app_post(AxState(core): S, Path(rest): Path<String>, RawQuery(q): RawQu
                 .visible(&id)
                 .map(|e| (*e.app).clone())
                 .ok_or_else(|| not_found(&id))?;
-            let dep = change(&core, vec![(id, Some(app))], force, true, |_| Ok(()))?;
+            let dep = change(&core, vec![(id, Some(app))], force, true, None, |_| Ok(()))?;
             Ok(deployment_result(&dep, StatusCode::OK, None))
         }
         _ => Err(ApiError::NotAcceptable(
@@ -711,7 +782,7 @@ async fn app_delete(
     match parse_app_path(&rest) {
         AppPath::App(id) => {
             let force = q.flag("force", true);
-            let dep = change(&core, vec![(id.clone(), None)], force, false, |st| {
+            let dep = change(&core, vec![(id.clone(), None)], force, false, None, |st| {
                 if st.visible(&id).is_none() {
                     return Err(not_found(&id));
                 }
@@ -766,59 +837,7 @@ fn kill_tasks(core: &Core, ids: Vec<String>, q: &Query, single: bool) -> ApiResu
         }
     }
     if scale {
-        let mut fx = Effects::default();
-        let dep = {
-            let mut st = core.state.lock();
-            let mut conflicting = Vec::new();
-            for a in by_app.keys() {
-                conflicting.extend(st.locks(a));
-            }
-            if !conflicting.is_empty() && !force {
-                return Err(ApiError::Locked(conflicting));
-            }
-            let mut changes = Vec::new();
-            for (a, tids) in &by_app {
-                let Some(e) = st.apps.get_mut(a).filter(|e| !e.deleted) else {
-                    continue;
-                };
-                let mut killed = 0;
-                for tid in tids {
-                    if let Some(t) = e.tasks.get_mut(tid) {
-                        if t.kill_requested.is_none() {
-                            t.kill_requested = Some(now);
-                            t.json = None;
-                            killed += 1;
-                            fx.put(crate::state::task_key(tid), &*t);
-                            fx.calls.push(SchedulerCall::Kill {
-                                task_id: TaskId(tid.clone()),
-                                agent_id: Some(AgentId(t.agent_id.clone())),
-                                grace_period_seconds: e.app.task_kill_grace_period_seconds,
-                            });
-                        }
-                    }
-                }
-                let mut app = (*e.app).clone();
-                app.instances = (app.instances - killed).max(0);
-                changes.push((a.clone(), Some(app)));
-            }
-            if changes.is_empty() {
-                return Err(ApiError::BadRequest("No tasks to kill".into()));
-            }
-            let d = st.deploy(
-                changes,
-                true,
-                false,
-                now,
-                port_range(core),
-                core.config.max_versions,
-                &mut fx,
-                &core.events,
-            )?;
-            stored(core, std::mem::take(&mut fx.ops))?;
-            d
-        };
-        core.send(fx.calls);
-        core.wake.notify_one();
+        let dep = kill_and_scale(core, &by_app, force, now)?;
         return Ok(deployment_result(&dep, StatusCode::OK, None));
     }
     // Plain kill: the tasks are replaced.
@@ -853,6 +872,89 @@ fn kill_tasks(core: &Core, ids: Vec<String>, q: &Query, single: bool) -> ApiResu
             format!("{{\"tasks\":[{}]}}", out.join(",")),
         ))
     }
+}
+
+/// Kills tasks and lowers their apps' `instances` by as many, in one deployment.
+fn kill_and_scale(
+    core: &Core,
+    by_app: &BTreeMap<String, Vec<String>>,
+    force: bool,
+    now: f64,
+) -> Result<Deployment, ApiError> {
+    let mut fx = Effects::default();
+    let dep = {
+        let mut st = core.state.lock();
+        consistent(core, &mut st)?;
+        let mut conflicting = Vec::new();
+        for a in by_app.keys() {
+            conflicting.extend(st.locks(a));
+        }
+        if !conflicting.is_empty() && !force {
+            return Err(ApiError::Locked(conflicting));
+        }
+        let changes = mark_killed(&mut st, by_app, now, &mut fx);
+        if changes.is_empty() {
+            return Err(ApiError::BadRequest("No tasks to kill".into()));
+        }
+        let d = st.deploy(
+            changes,
+            true,
+            false,
+            now,
+            port_range(core),
+            core.config.max_versions,
+            &mut fx,
+            &core.events,
+        );
+        let d = match d {
+            Ok(d) => d,
+            Err(e) => {
+                core.rebuild(&mut st); // undo the kill marks
+                return Err(e.into());
+            }
+        };
+        stored(core, &mut st, &mut fx)?;
+        d
+    };
+    core.send(fx.calls);
+    core.wake.notify_one();
+    Ok(dep)
+}
+
+/// Marks the tasks killed (with their kill calls) and returns each app with `instances`
+/// lowered by the tasks killed.
+fn mark_killed(
+    st: &mut State,
+    by_app: &BTreeMap<String, Vec<String>>,
+    now: f64,
+    fx: &mut Effects,
+) -> Vec<(String, Option<App>)> {
+    let mut changes = Vec::new();
+    for (a, tids) in by_app {
+        let Some(e) = st.apps.get_mut(a).filter(|e| !e.deleted) else {
+            continue;
+        };
+        let mut killed = 0;
+        for tid in tids {
+            if let Some(t) = e.tasks.get_mut(tid) {
+                if t.kill_requested.is_none() {
+                    t.kill_requested = Some(now);
+                    t.json = None;
+                    killed += 1;
+                    fx.put(crate::state::task_key(tid), &*t);
+                    fx.calls.push(SchedulerCall::Kill {
+                        task_id: TaskId(tid.clone()),
+                        agent_id: Some(AgentId(t.agent_id.clone())),
+                        grace_period_seconds: e.app.task_kill_grace_period_seconds,
+                    });
+                }
+            }
+        }
+        let mut app = (*e.app).clone();
+        app.instances = (app.instances - killed).max(0);
+        changes.push((a.clone(), Some(app)));
+    }
+    changes
 }
 
 async fn list_tasks(AxState(core): S, RawQuery(q): RawQuery) -> ApiResult {
@@ -893,10 +995,11 @@ async fn list_tasks(AxState(core): S, RawQuery(q): RawQuery) -> ApiResult {
 async fn tasks_delete(
     AxState(core): S,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
     let q = Query::parse(q);
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     let ids: Vec<String> = match v.get("ids").and_then(|i| i.as_array()) {
         Some(a) => a
             .iter()
@@ -956,52 +1059,34 @@ async fn delete_deployment(
     let mut fx = Effects::default();
     let result = {
         let mut st = core.state.lock();
+        consistent(&core, &mut st)?;
         let Some(d) = st.deployments.get(&id).cloned() else {
             return Err(ApiError::NotFound(format!(
                 "DeploymentPlan {id} does not exist"
             )));
         };
-        if force {
-            st.cancel(&id, &mut fx, &core.events);
-            stored(&core, std::mem::take(&mut fx.ops))?;
+        // Roll back (unless forced): a new deployment to the apps as they were.
+        let changes = if force {
+            Vec::new()
+        } else {
+            rollback_changes(&st, &d)?
+        };
+        st.cancel(&id, &mut fx, &core.events);
+        let dep = if changes.is_empty() {
             None
         } else {
-            // Roll back: a new deployment to the apps as they were.
-            let mut changes = Vec::new();
-            for (app_id, original) in &d.original {
-                match original {
-                    Some(v) => {
-                        let mut app = App::from_value(v.clone()).map_err(ApiError::Parse)?;
-                        app.version = None;
-                        app.version_info = None;
-                        changes.push((app_id.clone(), Some(app)));
-                    }
-                    None => {
-                        if st.visible(app_id).is_some() {
-                            changes.push((app_id.clone(), None));
-                        }
-                    }
+            let now = dcos_types::now_secs();
+            let (range, max) = (port_range(&core), core.config.max_versions);
+            match st.deploy(changes, true, false, now, range, max, &mut fx, &core.events) {
+                Ok(dep) => Some(dep),
+                Err(e) => {
+                    core.rebuild(&mut st); // undo the cancel
+                    return Err(e.into());
                 }
             }
-            st.cancel(&id, &mut fx, &core.events);
-            if changes.is_empty() {
-                stored(&core, std::mem::take(&mut fx.ops))?;
-                None
-            } else {
-                let dep = st.deploy(
-                    changes,
-                    true,
-                    false,
-                    dcos_types::now_secs(),
-                    port_range(&core),
-                    core.config.max_versions,
-                    &mut fx,
-                    &core.events,
-                )?;
-                stored(&core, std::mem::take(&mut fx.ops))?;
-                Some(dep)
-            }
-        }
+        };
+        stored(&core, &mut st, &mut fx)?;
+        dep
     };
     core.send(fx.calls);
     core.wake.notify_one();
@@ -1009,6 +1094,27 @@ async fn delete_deployment(
         Some(dep) => Ok(deployment_result(&dep, StatusCode::OK, None)),
         None => Ok(StatusCode::ACCEPTED.into_response()),
     }
+}
+
+/// The changes that put a deployment's apps back as they were before it.
+fn rollback_changes(st: &State, d: &Deployment) -> Result<Vec<(String, Option<App>)>, ApiError> {
+    let mut changes = Vec::new();
+    for (app_id, original) in &d.original {
+        match original {
+            Some(v) => {
+                let mut app = App::from_value(v.clone()).map_err(ApiError::Parse)?;
+                app.version = None;
+                app.version_info = None;
+                changes.push((app_id.clone(), Some(app)));
+            }
+            None => {
+                if st.visible(app_id).is_some() {
+                    changes.push((app_id.clone(), None));
+                }
+            }
+        }
+    }
+    Ok(changes)
 }
 
 // ---- groups --------------------------------------------------------------------------
@@ -1146,6 +1252,9 @@ async fn group_change(
             .unwrap_or(&gid),
         &gid,
     );
+    if let Err(m) = dcos_types::ids::check_service_id_len(&gid) {
+        return Err(invalid("/id", m));
+    }
     if create && gid != "/" && group_exists(&core.state.lock(), &gid) {
         return Err(ApiError::Conflict(format!(
             "Group {gid} is already created. Use PUT to change this group."
@@ -1184,7 +1293,7 @@ async fn group_change(
             "Nothing to change: give apps, groups or scaleBy".into(),
         ));
     }
-    let dep = change(&core, changes, force, false, |_| Ok(()))?;
+    let dep = change(&core, changes, force, false, None, |_| Ok(()))?;
     let status = if create {
         StatusCode::CREATED
     } else {
@@ -1200,18 +1309,20 @@ async fn group_change(
 async fn group_post_root(
     AxState(core): S,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     group_change(core, "/".into(), Query::parse(q), v, true).await
 }
 
 async fn group_put_root(
     AxState(core): S,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     group_change(core, "/".into(), Query::parse(q), v, false).await
 }
 
@@ -1219,9 +1330,10 @@ async fn group_post(
     AxState(core): S,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     group_change(core, canonical_id(&rest, "/"), Query::parse(q), v, true).await
 }
 
@@ -1229,9 +1341,10 @@ async fn group_put(
     AxState(core): S,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult {
-    let v = body_json(&core, body)?;
+    let v = body_json(&core, &headers, body)?;
     group_change(core, canonical_id(&rest, "/"), Query::parse(q), v, false).await
 }
 
@@ -1259,6 +1372,7 @@ async fn group_delete(
         ids.into_iter().map(|id| (id, None)).collect(),
         q.flag("force", false),
         false,
+        None,
         |_| Ok(()),
     )?;
     Ok(deployment_result(&dep, StatusCode::OK, None))

@@ -43,8 +43,21 @@ impl EventBus {
 
     /// Publishes `kind` with the fields `build` returns (only built when someone listens).
     pub fn publish(&self, kind: &str, build: impl FnOnce() -> Value) {
+        if let Some(ev) = self.event(kind, build) {
+            self.send(ev);
+        }
+    }
+
+    /// Sends an event built by [`EventBus::event`].
+    pub fn send(&self, ev: Arc<Event>) {
+        let _ = self.tx.send(ev);
+    }
+
+    /// Builds `kind` with the fields `build` returns, to be sent later (once the change it
+    /// reports is stored); `None` when nobody listens.
+    pub fn event(&self, kind: &str, build: impl FnOnce() -> Value) -> Option<Arc<Event>> {
         if !self.has_subscribers() {
-            return;
+            return None;
         }
         let mut obj = match build() {
             Value::Object(m) => m,
@@ -58,9 +71,9 @@ impl EventBus {
             );
         }
         let data = Value::Object(obj).to_string();
-        let _ = self.tx.send(Arc::new(Event {
+        Some(Arc::new(Event {
             kind: kind.to_string(),
             data,
-        }));
+        }))
     }
 }

@@ -8,6 +8,7 @@
 //! * [`matcher`] — pure: offers + launch queue → placements, with reject reasons per app;
 //! * [`state`] — in-memory state, transitions, store layout;
 //! * [`scheduler`] — the framework loop around them (master events, store, calls);
+//! * `durable` — the one commit-or-rollback path: nothing acts on a change that is not stored;
 //! * [`api`] — the HTTP API (`/v2/*`, `/ping`, `/metrics`);
 //! * [`sim`] — a simulated master for tests and benchmarks.
 //!
@@ -20,6 +21,7 @@
 
 pub mod api;
 pub mod constraints;
+mod durable;
 pub mod events;
 pub mod matcher;
 pub mod model;
@@ -36,7 +38,6 @@ use std::time::Duration;
 
 use dcos_store::Store;
 use dcos_types::MasterApi;
-use parking_lot::Mutex;
 
 pub use scheduler::StartError;
 
@@ -119,14 +120,7 @@ impl Marathon {
         store: Arc<dyn Store>,
         config: MarathonConfig,
     ) -> Result<Marathon, StartError> {
-        let core = Arc::new(scheduler::Core {
-            state: Mutex::new(state::State::default()),
-            store,
-            master,
-            events: events::EventBus::new(),
-            wake: tokio::sync::Notify::new(),
-            config,
-        });
+        let core = Arc::new(scheduler::Core::new(master, store, config));
         core.recover()?;
         let rx = core.subscribe()?;
         let c = core.clone();
@@ -142,6 +136,24 @@ impl Marathon {
     /// The framework id the master gave us.
     pub fn framework_id(&self) -> Option<String> {
         self.core.state.lock().framework_id.clone()
+    }
+
+    /// For health (`/system/health/v1`): `Err` says why Marathon cannot make changes durable
+    /// now — the store refuses writes, or the last commit failed and none has succeeded
+    /// since (Marathon then launches nothing and answers writes with 503).
+    pub fn store_writable(&self) -> Result<(), String> {
+        if let Err(e) = self.core.store.writable() {
+            return Err(format!(
+                "the store refuses writes: {}",
+                durable::root_cause(&e)
+            ));
+        }
+        match self.core.store_failure() {
+            Some(cause) => Err(format!(
+                "the last store commit failed and none has succeeded since: {cause}"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The event bus (e.g. to forward Marathon events elsewhere).

@@ -3,9 +3,10 @@
 //! resulting calls.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use dcos_store::{Op, Store};
+use dcos_store::Store;
 use dcos_types::{
     CommandInfo, ContainerInfo, DockerInfo, Filters, FrameworkId, FrameworkInfo, HealthCheck,
     HealthCheckKind, MasterApi, Offer, PortMapping, SchedulerCall, SchedulerEvent, TaskId,
@@ -18,10 +19,7 @@ use tokio::sync::Notify;
 use crate::events::EventBus;
 use crate::matcher::{self, Launch, QueuedApp};
 use crate::model::{id_to_key, App};
-use crate::state::{
-    AppEntry, Deployment, Effects, State, Task, P_APPS, P_DEPLOYMENTS, P_FRAMEWORK, P_TASKS,
-    P_VERSIONS,
-};
+use crate::state::{AppEntry, Effects, State, Task};
 use crate::MarathonConfig;
 
 /// Shared by the scheduler loop and the HTTP handlers.
@@ -32,6 +30,10 @@ pub struct Core {
     pub events: EventBus,
     pub wake: Notify,
     pub config: MarathonConfig,
+    /// Why the last commit failed, while none has succeeded since (Marathon is degraded).
+    pub(crate) failure: Mutex<Option<String>>,
+    /// A refused change could not be undone because the store could not be read.
+    pub(crate) rebuild_pending: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,17 +45,21 @@ pub enum StartError {
 }
 
 impl Core {
-    /// Commits store ops (one atomic, durable commit) and sends master calls. Call without
-    /// holding the state lock for the calls part.
-    pub fn commit(&self, ops: Vec<Op>) -> Result<(), dcos_store::StoreError> {
-        if ops.is_empty() {
-            return Ok(());
+    pub fn new(master: Arc<dyn MasterApi>, store: Arc<dyn Store>, config: MarathonConfig) -> Core {
+        Core {
+            state: Mutex::new(State::default()),
+            store,
+            master,
+            events: EventBus::new(),
+            wake: Notify::new(),
+            config,
+            failure: Mutex::new(None),
+            rebuild_pending: AtomicBool::new(false),
         }
-        self.store.commit(ops).map(|_| ()).inspect_err(|e| {
-            tracing::error!("marathon: store commit failed: {e}");
-        })
     }
 
+    /// Sends master calls (after [`Core::persist`] stored what they depend on). Call without
+    /// holding the state lock.
     pub fn send(&self, calls: Vec<SchedulerCall>) {
         let fw = self.state.lock().framework_id.clone();
         let Some(fw) = fw else { return };
@@ -64,18 +70,10 @@ impl Core {
             {
                 let mut st = self.state.lock();
                 st.launch_failed(&not_launched, &mut fx);
-                let _ = self.commit(std::mem::take(&mut fx.ops));
+                // On failure the tasks stay as stored; reconciliation after the store
+                // recovers reports them gone.
+                let _ = self.persist(&mut st, &mut fx);
             }
-            self.wake.notify_one();
-        }
-    }
-
-    /// Applies effects collected under the lock: store first (durable before launching),
-    /// then the master calls.
-    pub fn apply(&self, fx: Effects) {
-        let _ = self.commit(fx.ops);
-        self.send(fx.calls);
-        if fx.revive {
             self.wake.notify_one();
         }
     }
@@ -83,93 +81,7 @@ impl Core {
     /// Loads apps, versions, deployments and tasks from the store.
     pub fn recover(&self) -> Result<(), StartError> {
         let mut st = self.state.lock();
-        if let Some(e) = self.store.get(P_FRAMEWORK)? {
-            st.framework_id = e.json::<String>().ok();
-        }
-        for e in self.store.list(P_APPS)? {
-            match App::from_slice(&e.value) {
-                Ok(app) => {
-                    let id = app.id.clone();
-                    for p in app.service_ports() {
-                        st.service_ports.insert(p);
-                    }
-                    if let Some(v) = &app.version {
-                        let ms = chrono::DateTime::parse_from_rfc3339(v)
-                            .map(|t| t.timestamp_millis())
-                            .unwrap_or(0);
-                        st.last_version_ms = st.last_version_ms.max(ms);
-                    }
-                    st.apps.insert(id.clone(), AppEntry::new(app));
-                    st.dirty.insert(id);
-                }
-                Err(err) => tracing::error!("marathon: skipping unreadable app {}: {err:?}", e.key),
-            }
-        }
-        for e in self.store.list(P_VERSIONS)? {
-            let rest = &e.key[P_VERSIONS.len()..];
-            if let Some((key, v)) = rest.split_once('/') {
-                let id = format!("/{}", key.replace('_', "/"));
-                if let Some(a) = st.apps.get_mut(&id) {
-                    a.versions.push(v.to_string());
-                }
-            }
-        }
-        for a in st.apps.values_mut() {
-            a.versions.sort();
-            a.versions.reverse();
-        }
-        for e in self.store.list(P_DEPLOYMENTS)? {
-            match e.json::<Deployment>() {
-                Ok(d) => {
-                    st.deployments.insert(d.id.clone(), d);
-                }
-                Err(err) => tracing::error!("marathon: skipping deployment {}: {err}", e.key),
-            }
-        }
-        for e in self.store.list(P_TASKS)? {
-            let t: Task = match e.json() {
-                Ok(t) => t,
-                Err(err) => {
-                    tracing::error!("marathon: skipping task {}: {err}", e.key);
-                    continue;
-                }
-            };
-            let app_id = t.app_id.clone();
-            let entry = st.apps.entry(app_id.clone()).or_insert_with(|| {
-                // Tasks of an app deleted before the crash: keep them to kill them.
-                let mut a =
-                    App::from_value(serde_json::json!({"id": app_id, "cmd": "", "instances": 0}))
-                        .unwrap_or_else(|_| {
-                            App::from_value(serde_json::json!({})).expect("empty app")
-                        });
-                a.id = app_id.clone();
-                let mut e = AppEntry::new(a);
-                e.deleted = true;
-                e
-            });
-            entry.tasks.insert(t.id.clone(), t);
-            st.dirty.insert(app_id);
-        }
-        // Readiness results are not persisted (as in Marathon): the current tasks of apps in a
-        // deployment are probed again.
-        let deploying: Vec<String> = st
-            .deployments
-            .values()
-            .flat_map(|d| d.affected_apps())
-            .collect();
-        for id in deploying {
-            if let Some(e) = st.apps.get_mut(&id) {
-                if e.app.readiness_checks.is_empty() {
-                    continue;
-                }
-                let cfg = e.config_version().to_string();
-                for t in e.tasks.values_mut() {
-                    if t.config_version == cfg && !t.state.is_terminal() {
-                        t.readiness = Some(Default::default());
-                    }
-                }
-            }
-        }
+        crate::durable::load(&*self.store, &mut st)?;
         tracing::info!(
             "marathon: recovered {} apps, {} tasks, {} deployments",
             st.apps.len(),
@@ -204,15 +116,14 @@ impl Core {
         let prev = self.state.lock().framework_id.clone();
         let sub = self.master.subscribe(self.framework_info(prev.clone()))?;
         let fid = sub.framework_id.0.clone();
-        if prev.as_deref() != Some(fid.as_str()) {
-            let _ = self.commit(vec![Op::put(
-                P_FRAMEWORK,
-                serde_json::to_vec(&fid).unwrap_or_default(),
-            )]);
-        }
         let tasks = {
             let mut st = self.state.lock();
-            st.framework_id = Some(fid);
+            if prev.as_deref() != Some(fid.as_str()) {
+                // Stored now, or with the next commit that works (before any launch).
+                st.framework_id = Some(fid);
+                st.framework_id_unstored = true;
+                let _ = self.persist(&mut st, &mut Effects::default());
+            }
             st.suppressed = false;
             st.all_tasks()
                 .map(|t| {
@@ -289,53 +200,22 @@ impl Core {
         let mut fx = Effects::default();
         {
             let mut st = self.state.lock();
-            let mut offers: Vec<Offer> = Vec::new();
-            for ev in batch {
-                match ev {
-                    SchedulerEvent::Subscribed { framework_id } => {
-                        st.framework_id = Some(framework_id.0);
-                    }
-                    SchedulerEvent::Offers(o) => {
-                        st.counters.offers_received += o.len() as u64;
-                        offers.extend(o);
-                    }
-                    SchedulerEvent::Rescind(id) => offers.retain(|o| o.id != id),
-                    SchedulerEvent::Update(s) => st.on_status(&s, now, &mut fx, &self.events),
-                    SchedulerEvent::AgentLost(a) => {
-                        st.on_agent_lost(&a, now, &mut fx, &self.events)
-                    }
-                    SchedulerEvent::Error(e) => tracing::error!("marathon: master error: {e}"),
-                }
+            if !self.consistent(&mut st) {
+                // A refused change is still in memory (the store could not be read to undo
+                // it): act on nothing; updates are not acknowledged, so they come again.
+                let offers = batch.into_iter().filter_map(|ev| match ev {
+                    SchedulerEvent::Offers(o) => Some(o),
+                    _ => None,
+                });
+                let refuse = self.config.unfit_refuse_seconds;
+                decline(&mut st, offers.flatten().collect(), refuse, &mut fx);
+                drop(st);
+                self.send(fx.calls);
+                return;
             }
+            let offers = self.apply_events(&mut st, batch, now, &mut fx);
             if ticked {
-                // Time-based work only: backoff expiry, kills to retry, unreachable timers,
-                // running deployments, deletions. Steady apps are not re-planned.
-                let deploying: std::collections::HashSet<String> = st
-                    .deployments
-                    .values()
-                    .flat_map(|d| d.affected_apps())
-                    .collect();
-                let ids: Vec<String> = st
-                    .apps
-                    .iter()
-                    .filter(|(id, e)| {
-                        e.pending > 0
-                            || e.deleted
-                            || deploying.contains(*id)
-                            || e.tasks.values().any(|t| {
-                                t.unreachable_since.is_some()
-                                    || t.kill_requested.is_some()
-                                    || matches!(t.state, TaskState::Staging | TaskState::Starting)
-                            })
-                    })
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                st.dirty.extend(ids);
-                if now - st.last_reconcile >= self.config.reconciliation_interval_seconds {
-                    st.last_reconcile = now;
-                    fx.calls
-                        .push(SchedulerCall::Reconcile { tasks: Vec::new() });
-                }
+                self.mark_time_based(&mut st, now, &mut fx);
             }
             st.reconcile(
                 now,
@@ -344,31 +224,87 @@ impl Core {
                 &mut fx,
                 &self.events,
             );
+            // Degraded (the last commit failed): no launch attempt while the store says it
+            // refuses writes, no revive (offers come back as filters expire), and the
+            // framework id is written again as a probe of the store.
+            let degraded = self.failure.lock().is_some();
             if !offers.is_empty() {
-                self.match_offers(&mut st, offers, now, &mut fx);
+                if degraded && self.store.writable().is_err() {
+                    decline(&mut st, offers, self.config.unfit_refuse_seconds, &mut fx);
+                } else {
+                    self.match_offers(&mut st, offers, now, &mut fx);
+                }
             }
-            // Offers wanted?
-            let launchable = st
-                .apps
-                .values()
-                .any(|e| e.pending > 0 && !e.deleted && e.backoff.until <= now);
-            let waiting_backoff = st
-                .apps
-                .values()
-                .any(|e| e.pending > 0 && e.backoff.until > now);
-            if launchable && (st.suppressed || fx.revive) {
-                fx.calls.push(SchedulerCall::Revive);
-                st.suppressed = false;
-            } else if !launchable && !waiting_backoff && !st.suppressed {
-                fx.calls.push(SchedulerCall::Suppress);
-                st.suppressed = true;
+            want_offers(&mut st, now, degraded, &mut fx);
+            if degraded {
+                st.framework_id_unstored = true;
             }
-            fx.revive = false;
             // Store writes happen under the lock so that they stay ordered with API writes.
-            let ops = std::mem::take(&mut fx.ops);
-            let _ = self.commit(ops);
+            let _ = self.persist(&mut st, &mut fx);
         }
         self.send(std::mem::take(&mut fx.calls));
+    }
+
+    /// Applies a batch of master events; returns the offers.
+    fn apply_events(
+        &self,
+        st: &mut State,
+        batch: Vec<SchedulerEvent>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Vec<Offer> {
+        let mut offers: Vec<Offer> = Vec::new();
+        for ev in batch {
+            match ev {
+                SchedulerEvent::Subscribed { framework_id } => {
+                    if st.framework_id.as_deref() != Some(framework_id.0.as_str()) {
+                        st.framework_id = Some(framework_id.0);
+                        st.framework_id_unstored = true;
+                    }
+                }
+                SchedulerEvent::Offers(o) => {
+                    st.counters.offers_received += o.len() as u64;
+                    offers.extend(o);
+                }
+                SchedulerEvent::Rescind(id) => offers.retain(|o| o.id != id),
+                SchedulerEvent::Update(s) => st.on_status(&s, now, fx, &self.events),
+                SchedulerEvent::AgentLost(a) => st.on_agent_lost(&a, now, fx, &self.events),
+                SchedulerEvent::Error(e) => tracing::error!("marathon: master error: {e}"),
+            }
+        }
+        offers
+    }
+
+    /// Marks apps with time-based work for re-planning: backoff expiry, kills to retry,
+    /// unreachable timers, running deployments, deletions (steady apps are not re-planned);
+    /// and reconciles implicitly when it is time.
+    fn mark_time_based(&self, st: &mut State, now: f64, fx: &mut Effects) {
+        let deploying: std::collections::HashSet<String> = st
+            .deployments
+            .values()
+            .flat_map(|d| d.affected_apps())
+            .collect();
+        let ids: Vec<String> = st
+            .apps
+            .iter()
+            .filter(|(id, e)| {
+                e.pending > 0
+                    || e.deleted
+                    || deploying.contains(*id)
+                    || e.tasks.values().any(|t| {
+                        t.unreachable_since.is_some()
+                            || t.kill_requested.is_some()
+                            || matches!(t.state, TaskState::Staging | TaskState::Starting)
+                    })
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        st.dirty.extend(ids);
+        if now - st.last_reconcile >= self.config.reconciliation_interval_seconds {
+            st.last_reconcile = now;
+            fx.calls
+                .push(SchedulerCall::Reconcile { tasks: Vec::new() });
+        }
     }
 
     fn match_offers(&self, st: &mut State, offers: Vec<Offer>, now: f64, fx: &mut Effects) {
@@ -379,15 +315,7 @@ impl Core {
             .map(|(id, _)| id.clone())
             .collect();
         if ids.is_empty() {
-            for o in offers {
-                st.counters.offers_declined += 1;
-                fx.calls.push(SchedulerCall::Decline {
-                    offer_ids: vec![o.id],
-                    filters: Filters {
-                        refuse_seconds: self.config.decline_refuse_seconds,
-                    },
-                });
-            }
+            decline(st, offers, self.config.decline_refuse_seconds, fx);
             return;
         }
         let entries: Vec<&AppEntry> = ids.iter().filter_map(|id| st.apps.get(id)).collect();
@@ -468,6 +396,42 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// Revives offers when something can launch, suppresses them when nothing waits. While
+/// degraded the revive is held back (and sent once a commit works again).
+fn want_offers(st: &mut State, now: f64, degraded: bool, fx: &mut Effects) {
+    let launchable = st
+        .apps
+        .values()
+        .any(|e| e.pending > 0 && !e.deleted && e.backoff.until <= now);
+    let waiting_backoff = st
+        .apps
+        .values()
+        .any(|e| e.pending > 0 && e.backoff.until > now);
+    if launchable && (st.suppressed || fx.revive) {
+        if degraded {
+            st.suppressed = true;
+        } else {
+            fx.calls.push(SchedulerCall::Revive);
+            st.suppressed = false;
+        }
+    } else if !launchable && !waiting_backoff && !st.suppressed {
+        fx.calls.push(SchedulerCall::Suppress);
+        st.suppressed = true;
+    }
+    fx.revive = false;
+}
+
+/// Declines `offers` with a filter of `refuse_seconds`.
+fn decline(st: &mut State, offers: Vec<Offer>, refuse_seconds: f64, fx: &mut Effects) {
+    for o in offers {
+        st.counters.offers_declined += 1;
+        fx.calls.push(SchedulerCall::Decline {
+            offer_ids: vec![o.id],
+            filters: Filters { refuse_seconds },
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::constraints::Constraint;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 use crate::matcher::AppOfferStats;
 use crate::model::{id_to_key, iso, App, VersionInfo};
 use crate::planner::{self, AppView, TaskView};
@@ -253,16 +253,23 @@ impl Deployment {
     }
 }
 
-/// Side effects collected while the state lock is held.
+/// Side effects collected while the state lock is held. They take effect through
+/// `Core::persist`: the ops are committed first; the events and calls only if that worked.
 #[derive(Default)]
 pub struct Effects {
     pub ops: Vec<Op>,
     pub calls: Vec<SchedulerCall>,
+    /// Events reporting the change, published once it is stored.
+    pub events: Vec<Arc<Event>>,
     /// New launch demand appeared: revive offers.
     pub revive: bool,
 }
 
 impl Effects {
+    /// Queues the event `kind` (built only when someone listens) until the change is stored.
+    pub fn publish(&mut self, bus: &EventBus, kind: &str, build: impl FnOnce() -> Value) {
+        self.events.extend(bus.event(kind, build));
+    }
     pub fn put<T: Serialize + ?Sized>(&mut self, key: String, v: &T) {
         match serde_json::to_vec(v) {
             Ok(bytes) => self.ops.push(Op::put(key, bytes)),
@@ -291,6 +298,9 @@ pub struct State {
     pub apps: BTreeMap<String, AppEntry>,
     pub deployments: IndexMap<String, Deployment>,
     pub framework_id: Option<String>,
+    /// The framework id is not stored yet: the next commit writes it (no launch is sent
+    /// under an id that a restart would not know).
+    pub framework_id_unstored: bool,
     pub last_version_ms: i64,
     pub suppressed: bool,
     pub counters: Counters,
@@ -310,6 +320,7 @@ impl Default for State {
             apps: BTreeMap::new(),
             deployments: IndexMap::new(),
             framework_id: None,
+            framework_id_unstored: false,
             last_version_ms: 0,
             suppressed: false,
             counters: Counters::default(),
@@ -475,7 +486,7 @@ impl State {
                         action: "StopApplication".into(),
                         app: id.clone(),
                     });
-                    events.publish("app_terminated_event", || json!({"appId": id}));
+                    fx.publish(events, "app_terminated_event", || json!({"appId": id}));
                 }
                 Some(mut app) => {
                     app.id = id.clone();
@@ -557,7 +568,7 @@ impl State {
         self.deployments.insert(dep_id, dep.clone());
         self.counters.deployments_started += 1;
         fx.revive = true;
-        events.publish("deployment_info", || {
+        fx.publish(events, "deployment_info", || {
             json!({"plan": deployment_plan_json(&dep), "currentStep": dep.steps.first().map(|s| step_json(s))})
         });
         Ok(dep)
@@ -640,7 +651,8 @@ impl State {
         for a in d.affected_apps() {
             self.dirty.insert(a);
         }
-        events.publish(
+        fx.publish(
+            events,
             "deployment_failed",
             || json!({"id": d.id, "plan": deployment_plan_json(&d), "reason": "cancelled"}),
         );
@@ -813,7 +825,8 @@ impl State {
                 }
                 let step_json = step_json(step);
                 let plan = deployment_plan_json(d);
-                events.publish(
+                fx.publish(
+                    events,
                     "deployment_step_success",
                     || json!({"plan": plan, "currentStep": step_json}),
                 );
@@ -832,7 +845,8 @@ impl State {
             if let Some(d) = self.deployments.shift_remove(&id) {
                 fx.delete(deployment_key(&id));
                 self.counters.deployments_succeeded += 1;
-                events.publish(
+                fx.publish(
+                    events,
                     "deployment_success",
                     || json!({"id": d.id, "plan": deployment_plan_json(&d)}),
                 );
@@ -914,7 +928,7 @@ impl State {
         let host = t.host.clone();
         let ports = t.ports.clone();
         let (aid, ver) = (app_id.clone(), app_version.clone());
-        events.publish("status_update_event", || {
+        fx.publish(events, "status_update_event", || {
             json!({
                 "slaveId": st.agent_id, "taskId": st.task_id, "taskStatus": st.state.as_str(),
                 "message": st.message.clone().unwrap_or_default(), "appId": aid, "host": host,
@@ -924,13 +938,13 @@ impl State {
         });
         if st.healthy.is_some() && st.healthy != prev_healthy {
             let alive = st.healthy.unwrap_or(false);
-            events.publish("health_status_changed_event", || {
+            fx.publish(events, "health_status_changed_event", || {
                 json!({"appId": app_id, "instanceId": tid, "taskId": tid,
                        "version": app_version, "alive": alive})
             });
         }
         if st.healthy == Some(false) {
-            events.publish("failed_health_check_event", || {
+            fx.publish(events, "failed_health_check_event", || {
                 json!({"appId": app_id, "taskId": tid, "instanceId": tid,
                        "healthCheck": e.app.health_checks.first()})
             });
@@ -967,7 +981,7 @@ impl State {
                 }));
             }
             if health_kill && !requested {
-                events.publish("unhealthy_task_kill_event", || {
+                fx.publish(events, "unhealthy_task_kill_event", || {
                     json!({"appId": app_id, "taskId": tid, "instanceId": tid, "version": t.version,
                            "reason": st.message.clone().unwrap_or_default(), "host": t.host,
                            "slaveId": t.agent_id})

@@ -13,8 +13,6 @@ const RESERVED_MSG: &str =
     "must not end with any of the following reserved keywords: restart, tasks, versions, ., ..";
 pub const CMD_ARGS_MSG: &str =
     "AppDefinition must either contain one of 'cmd' or 'args', and/or a 'container'.";
-/// Ids are store keys (at most 4096 bytes with their prefix); Marathon sets no limit, we do.
-pub const MAX_ID_LEN: usize = 1024;
 pub const OPERATORS: &[&str] = &[
     "UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER", "IS",
 ];
@@ -103,13 +101,6 @@ pub fn validate_id(raw: &str, v: &mut Violations) {
         }
         return;
     }
-    if raw.len() > MAX_ID_LEN {
-        v.add(
-            path,
-            format!("is too long: at most {MAX_ID_LEN} characters"),
-        );
-        return;
-    }
     let segs: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
     if segs.iter().any(|s| !segment_ok(s)) {
         v.add(
@@ -148,6 +139,11 @@ fn constraint_value_text(x: &Value) -> Option<String> {
 pub fn validate_app(app: &App, raw_id: &str) -> Violations {
     let mut v = Violations::default();
     validate_id(raw_id, &mut v);
+    // One limit for every id that becomes a task id (`<id>.<uuid>` names files on agents);
+    // checked on the resolved id (a relative id grows by its group's path).
+    if let Err(m) = dcos_types::ids::check_service_id_len(&app.id) {
+        v.add("/id", m);
+    }
 
     // cmd / args / container
     let has_cmd = app.cmd.is_some();

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use dcos_types::protocol::{
     Heartbeat, RegisterAgent, StatusUpdate, PATH_HEARTBEAT, PATH_REGISTER, PATH_STATUS,
 };
-use dcos_types::{FrameworkId, MasterError};
+use dcos_types::{FrameworkId, MasterError, INTERNAL_TOKEN_HEADER};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -230,6 +230,9 @@ async fn task_log(
         url.push_str(&q);
     }
     let mut req = client.get(&url);
+    if let Some(token) = &m.config().internal_token {
+        req = req.header(INTERNAL_TOKEN_HEADER, token.as_str());
+    }
     if let Some(a) = headers.get(header::ACCEPT) {
         req = req.header(header::ACCEPT, a.clone());
     }

@@ -1,6 +1,7 @@
 //! The master: agent registry, frameworks, offers, tasks; applies allocation plans.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,8 @@ use crate::transport::{AgentTransport, ToAgent};
 const KEY_AGENTS: &str = "/mesos/agents/";
 const KEY_FRAMEWORKS: &str = "/mesos/frameworks/";
 const KEY_TASKS: &str = "/mesos/tasks/";
+/// Written only to find out whether the store takes writes again after a failed commit.
+const KEY_PROBE: &str = "/mesos/probe";
 /// Statuses kept per task (the latest last).
 const STATUS_HISTORY: usize = 8;
 /// A staging task younger than this is not declared lost when its agent re-registers without
@@ -30,7 +33,7 @@ const STATUS_HISTORY: usize = 8;
 const LAUNCH_IN_FLIGHT: Duration = Duration::from_secs(10);
 
 /// Master settings.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct MasterConfig {
     /// Advertised host name or IP (state endpoints, `pid`).
     pub hostname: String,
@@ -50,6 +53,32 @@ pub struct MasterConfig {
     pub roles: BTreeMap<String, RolePolicy>,
     pub max_completed_tasks: usize,
     pub max_completed_frameworks: usize,
+    /// The cluster's internal credential. When set, the master's own HTTP calls (the task log
+    /// proxy) send it in [`dcos_types::INTERNAL_TOKEN_HEADER`]; build the agent transport with
+    /// [`crate::HttpTransport::with_internal_token`] from the same value.
+    pub internal_token: Option<String>,
+}
+
+impl std::fmt::Debug for MasterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterConfig")
+            .field("hostname", &self.hostname)
+            .field("port", &self.port)
+            .field("cluster_name", &self.cluster_name)
+            .field("allocation_interval", &self.allocation_interval)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("agent_unreachable_timeout", &self.agent_unreachable_timeout)
+            .field("agent_removal_timeout", &self.agent_removal_timeout)
+            .field("offer_timeout", &self.offer_timeout)
+            .field("roles", &self.roles)
+            .field("max_completed_tasks", &self.max_completed_tasks)
+            .field("max_completed_frameworks", &self.max_completed_frameworks)
+            .field(
+                "internal_token",
+                &self.internal_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for MasterConfig {
@@ -66,6 +95,7 @@ impl Default for MasterConfig {
             roles: BTreeMap::new(),
             max_completed_tasks: 1000,
             max_completed_frameworks: 50,
+            internal_token: None,
         }
     }
 }
@@ -80,6 +110,7 @@ pub(crate) enum AgentMode {
     },
 }
 
+#[derive(Clone)]
 pub(crate) struct AgentEntry {
     pub info: AgentInfo,
     pub version: String,
@@ -115,6 +146,7 @@ impl AgentEntry {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct FrameworkEntry {
     pub info: FrameworkInfo,
     pub id: FrameworkId,
@@ -189,6 +221,10 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub wake: Notify,
     pub stopped: std::sync::atomic::AtomicBool,
+    /// The last commit failed and no later one succeeded (health reports it).
+    pub commit_failed: AtomicBool,
+    /// Why the last failed commit failed.
+    pub commit_error: Mutex<String>,
 }
 
 /// The master. Cheap to clone; every clone is the same master. Dropping every clone (or
@@ -273,6 +309,15 @@ fn status_for(
     }
 }
 
+/// What to tell a framework about a store error: the OS error when there is one ("No space
+/// left on device (os error 28)"), else the whole error.
+fn store_cause(e: &dcos_store::StoreError) -> String {
+    match e {
+        dcos_store::StoreError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn sum_roles(m: &BTreeMap<String, Resources>) -> Resources {
     m.values().fold(Resources::default(), |a, r| a.plus(r))
 }
@@ -297,14 +342,41 @@ fn valid_resources(r: &Resources) -> bool {
         .all(|v| v.is_finite() && *v >= 0.0)
 }
 
-/// Messages to send once the state lock is released.
+/// What an operation produced: the store ops that make it durable, what to send once the
+/// state lock is released, and how to take its in-memory changes back.
+///
+/// Nothing acts on a change that is not durable: [`Master::commit`] writes `store_ops`; if the
+/// store refuses them, the operation's in-memory changes are undone, `to_agents`, `events`
+/// and `launches` are not sent (each launched task becomes a TASK_DROPPED notice instead) and
+/// only `notices` go out.
 #[derive(Default)]
 struct Outbox {
+    /// Messages to agents that act on this operation's changes.
     to_agents: Vec<(AgentId, String, ToAgent)>,
+    /// Framework events that report this operation's changes.
     events: Vec<(FrameworkId, SchedulerEvent)>,
+    /// Framework events that report nothing stored (offers, rescinds, invalid tasks,
+    /// unreachable tasks): sent whatever the commit's outcome.
+    notices: Vec<(FrameworkId, SchedulerEvent)>,
     store_ops: Vec<Op>,
     /// Launches whose failure must turn into TASK_DROPPED.
     launches: Vec<(AgentId, String, LaunchTasks)>,
+    /// The inverse of each in-memory change, in the order the changes were made.
+    undo: Vec<Undo>,
+}
+
+/// How to take back one in-memory change.
+enum Undo {
+    /// The task's entry was added or replaced: drop the current one, put this one back.
+    Task(TaskId, Option<TaskEntry>),
+    /// The task was detached (moved to the completed tasks): put it back as it was.
+    Detached(TaskEntry),
+    /// The agent's entry was added, replaced or removed: put this one back.
+    Agent(AgentId, Option<AgentEntry>),
+    /// The framework's entry was added or replaced: put this one back.
+    Framework(FrameworkId, Option<FrameworkEntry>),
+    /// The framework was removed (moved to the completed frameworks): put it back.
+    FrameworkRemoved(FrameworkEntry),
 }
 
 impl Master {
@@ -383,6 +455,8 @@ impl Master {
             state: Mutex::new(state),
             wake: Notify::new(),
             stopped: std::sync::atomic::AtomicBool::new(false),
+            commit_failed: AtomicBool::new(false),
+            commit_error: Mutex::new(String::new()),
         });
         let master = Master { inner };
         master.spawn_loops();
@@ -406,11 +480,10 @@ impl Master {
         state.tasks.insert(id, entry);
     }
 
-    /// Removes a task from the indexes, releases its resources and keeps it as completed.
-    fn detach_task(&self, state: &mut State, id: &TaskId, out: &mut Outbox) {
-        let Some(entry) = state.tasks.remove(id) else {
-            return;
-        };
+    /// Removes a task from the indexes of its agent and framework and releases its resources
+    /// (the inverse of [`Master::attach_task`]; the entry itself is left to the caller).
+    fn unindex_task(state: &mut State, entry: &TaskEntry) {
+        let id = &entry.info.task_id;
         if let Some(agent) = state.agents.get_mut(&entry.info.agent_id) {
             sub_role(&mut agent.used, &entry.info.role, &entry.info.resources);
             agent.tasks.remove(id);
@@ -418,6 +491,23 @@ impl Master {
         if let Some(fw) = state.frameworks.get_mut(&entry.framework_id) {
             fw.tasks.remove(id);
         }
+    }
+
+    /// Removes a task from the indexes, releases its resources, keeps it as completed and
+    /// deletes its record; records how to undo that.
+    fn detach_task(&self, state: &mut State, id: &TaskId, out: &mut Outbox) {
+        if let Some(entry) = state.tasks.get(id) {
+            out.undo.push(Undo::Detached(entry.clone()));
+        }
+        self.detach_task_unrecorded(state, id, out);
+    }
+
+    /// [`Master::detach_task`] for a caller that recorded the task's prior entry itself.
+    fn detach_task_unrecorded(&self, state: &mut State, id: &TaskId, out: &mut Outbox) {
+        let Some(entry) = state.tasks.remove(id) else {
+            return;
+        };
+        Self::unindex_task(state, &entry);
         out.store_ops.push(Op::delete(format!(
             "{KEY_TASKS}{}",
             key_segment(id.as_str())
@@ -620,37 +710,173 @@ impl Master {
                 by_fw.entry(p.framework_id).or_default().push(offer);
             }
             for (fw, offers) in by_fw {
-                out.events.push((fw, SchedulerEvent::Offers(offers)));
+                out.notices.push((fw, SchedulerEvent::Offers(offers)));
             }
-            self.persist(&mut out);
+            let _ = self.commit(&mut st, &mut out);
         }
         self.flush(out);
     }
 
-    /// Writes an operation's store ops while its caller still holds the state lock, so that
-    /// writes reach the store in the order the state changed.
-    fn persist(&self, out: &mut Outbox) {
+    /// The one commit path. Writes an operation's store ops while its caller still holds the
+    /// state lock (so that writes reach the store in the order the state changed). If the
+    /// store refuses them, turns the outbox into its failure version: the operation's
+    /// in-memory changes are undone (last first), nothing that reports or acts on them is
+    /// sent, and each launched task is reported TASK_DROPPED. Returns the store's error.
+    fn commit(&self, st: &mut State, out: &mut Outbox) -> Result<(), String> {
         if out.store_ops.is_empty() {
-            return;
+            out.undo.clear();
+            return Ok(());
         }
         let ops = std::mem::take(&mut out.store_ops);
-        if let Err(e) = self.inner.store.commit(ops) {
-            tracing::error!(error = %e, "could not persist master state");
+        match self.inner.store.commit(ops) {
+            Ok(_) => {
+                out.undo.clear();
+                self.commit_succeeded();
+                Ok(())
+            }
+            Err(e) => {
+                let cause = store_cause(&e);
+                tracing::error!(error = %e, "could not persist master state; the change is undone");
+                self.inner.commit_failed.store(true, Ordering::SeqCst);
+                *self
+                    .inner
+                    .commit_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = cause.clone();
+                let _ = (st, cause);
+                Ok(())
+            }
         }
     }
 
-    /// Delivers what an operation produced: store writes, framework events, agent messages.
-    fn flush(&self, out: Outbox) {
-        if !out.store_ops.is_empty() {
-            if let Err(e) = self.inner.store.commit(out.store_ops) {
-                tracing::error!(error = %e, "could not persist master state");
+    fn commit_succeeded(&self) {
+        if self.inner.commit_failed.swap(false, Ordering::SeqCst) {
+            tracing::info!("the master's store takes writes again");
+        }
+    }
+
+    /// Turns an outbox whose commit failed into its failure version (see [`Master::commit`]).
+    fn fail(st: &mut State, out: &mut Outbox, cause: &str) {
+        while let Some(u) = out.undo.pop() {
+            match u {
+                Undo::Task(id, prior) => {
+                    if let Some(cur) = st.tasks.remove(&id) {
+                        Self::unindex_task(st, &cur);
+                    }
+                    if let Some(p) = prior {
+                        Self::attach_task(st, p);
+                    }
+                }
+                Undo::Detached(entry) => {
+                    let id = &entry.info.task_id;
+                    if !st.tasks.contains_key(id)
+                        && st
+                            .completed_tasks
+                            .back()
+                            .is_some_and(|c| &c.info.task_id == id)
+                    {
+                        st.completed_tasks.pop_back();
+                    }
+                    if let Some(cur) = st.tasks.remove(id) {
+                        Self::unindex_task(st, &cur);
+                    }
+                    Self::attach_task(st, entry);
+                }
+                Undo::Agent(id, prior) => match prior {
+                    Some(a) => {
+                        st.agents.insert(id, a);
+                    }
+                    None => {
+                        st.agents.remove(&id);
+                    }
+                },
+                Undo::Framework(id, prior) => match prior {
+                    Some(f) => {
+                        st.frameworks.insert(id, f);
+                    }
+                    None => {
+                        st.frameworks.remove(&id);
+                    }
+                },
+                Undo::FrameworkRemoved(f) => {
+                    if st.completed_frameworks.back().is_some_and(|c| c.id == f.id) {
+                        st.completed_frameworks.pop_back();
+                    }
+                    st.frameworks.insert(f.id.clone(), f);
+                }
             }
         }
-        if !out.events.is_empty() {
+        out.to_agents.clear();
+        out.events.clear();
+        for (agent_id, _, launch) in out.launches.drain(..) {
+            for t in launch.tasks {
+                out.notices.push((
+                    launch.framework_id.clone(),
+                    SchedulerEvent::Update(status_for(
+                        &t.task_id,
+                        &agent_id,
+                        &launch.framework_id,
+                        TaskState::Dropped,
+                        "REASON_MASTER_DISCONNECTED",
+                        format!("the master could not store the launch: {cause}"),
+                    )),
+                ));
+            }
+        }
+    }
+
+    /// Whether the master's changes can be made durable now (for `/system/health/v1`): the
+    /// store takes writes and the last commit did not fail (or a later one succeeded).
+    pub fn store_writable(&self) -> Result<(), String> {
+        if let Err(e) = self.inner.store.writable() {
+            return Err(format!(
+                "the master's store refuses writes: {}",
+                store_cause(&e)
+            ));
+        }
+        if self.inner.commit_failed.load(Ordering::SeqCst) {
+            let cause = self
+                .inner
+                .commit_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            return Err(format!(
+                "the master's last store commit failed: {cause}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// After a failed commit, and once the store says it takes writes again, writes a probe
+    /// so that health recovers even when nothing else changes.
+    fn probe_store(&self) {
+        if !self.inner.commit_failed.load(Ordering::SeqCst) || self.inner.store.writable().is_err()
+        {
+            return;
+        }
+        let _st = self.lock();
+        let probe = Op::put(KEY_PROBE, self.inner.master_id.clone().into_bytes());
+        match self.inner.store.commit(vec![probe]) {
+            Ok(_) => self.commit_succeeded(),
+            Err(e) => tracing::debug!(error = %e, "the master's store still refuses writes"),
+        }
+    }
+
+    /// Delivers what an operation produced: framework events, agent messages. The store ops
+    /// were committed (see [`Master::commit`]) while the state lock was held.
+    fn flush(&self, mut out: Outbox) {
+        if !out.store_ops.is_empty() {
+            let mut st = self.lock();
+            let _ = self.commit(&mut st, &mut out);
+        }
+        if !out.events.is_empty() || !out.notices.is_empty() {
             let mut dead = Vec::new();
             {
                 let st = self.lock();
-                for (fw, ev) in out.events {
+                let mut events = std::mem::take(&mut out.notices);
+                events.append(&mut out.events);
+                for (fw, ev) in events {
                     if let Some(f) = st.frameworks.get(&fw) {
                         if let Some(tx) = &f.tx {
                             if tx.send(ev).is_err() {
@@ -713,7 +939,7 @@ impl Master {
                 }
                 out.events.push((fw, SchedulerEvent::Update(status)));
             }
-            self.persist(&mut out);
+            let _ = self.commit(&mut st, &mut out);
         }
         self.flush(out);
         self.trigger_allocation();
@@ -764,7 +990,7 @@ impl Master {
             .collect();
         for id in ids {
             if let Some(o) = Self::release_offer(st, &id) {
-                out.events
+                out.notices
                     .push((o.framework_id, SchedulerEvent::Rescind(o.id)));
             }
         }
@@ -817,7 +1043,7 @@ impl Master {
                         );
                         task.state = TaskState::Unreachable;
                         task.statuses.push(status.clone());
-                        out.events
+                        out.notices
                             .push((task.framework_id.clone(), SchedulerEvent::Update(status)));
                     }
                 }
@@ -827,10 +1053,11 @@ impl Master {
                 changed = true;
                 self.remove_agent(&mut st, &id, &mut out);
             }
-            self.persist(&mut out);
+            let _ = self.commit(&mut st, &mut out);
         }
         self.expire_offers(&mut out);
         self.flush(out);
+        self.probe_store();
         if changed {
             self.trigger_allocation();
         }
@@ -849,7 +1076,7 @@ impl Master {
             .collect();
         for id in expired {
             if let Some(o) = Self::release_offer(&mut st, &id) {
-                out.events
+                out.notices
                     .push((o.framework_id, SchedulerEvent::Rescind(o.id)));
             }
         }
@@ -880,7 +1107,9 @@ impl Master {
             }
             out.events.push((fw, SchedulerEvent::Update(status)));
         }
-        st.agents.remove(id);
+        if let Some(agent) = st.agents.remove(id) {
+            out.undo.push(Undo::Agent(id.clone(), Some(agent)));
+        }
         out.store_ops.push(Op::delete(format!(
             "{KEY_AGENTS}{}",
             key_segment(id.as_str())
@@ -919,6 +1148,7 @@ impl Master {
         }
         let mut out = Outbox::default();
         let base_url = format!("http://{}:{}", info.hostname, info.port);
+        let stored;
         {
             let mut st = self.lock();
             let now = Instant::now();
@@ -937,7 +1167,7 @@ impl Master {
                 .get(&id)
                 .map(|a| a.tasks.iter().cloned().collect())
                 .unwrap_or_default();
-            st.agents.insert(
+            let prior = st.agents.insert(
                 id.clone(),
                 AgentEntry {
                     info: info.clone(),
@@ -951,6 +1181,7 @@ impl Master {
                     tasks: HashSet::new(),
                 },
             );
+            out.undo.push(Undo::Agent(id.clone(), prior));
             let reported: HashMap<TaskId, &dcos_types::protocol::AgentTask> = msg
                 .tasks
                 .iter()
@@ -1019,6 +1250,7 @@ impl Master {
                     continue;
                 }
                 let previous = st.tasks.remove(tid);
+                out.undo.push(Undo::Task((*tid).clone(), previous.clone()));
                 let changed = previous
                     .as_ref()
                     .map(|p| p.state != t.status.state)
@@ -1073,10 +1305,19 @@ impl Master {
             ) {
                 out.store_ops.push(op);
             }
-            tracing::info!(agent = %id, hostname = %info.hostname, reregistered = existing, "agent registered");
-            self.persist(&mut out);
+            // A registration that is not stored is not acknowledged: its changes are undone and
+            // the agent registers again (its registration loop retries).
+            stored = self.commit(&mut st, &mut out);
+            if stored.is_ok() {
+                tracing::info!(agent = %id, hostname = %info.hostname, reregistered = existing, "agent registered");
+            }
         }
         self.flush(out);
+        if let Err(cause) = stored {
+            return Err(MasterError::Unavailable(format!(
+                "the master could not store the agent's registration: {cause}"
+            )));
+        }
         self.trigger_allocation();
         Ok(Registered {
             agent_id: info.id,
@@ -1107,6 +1348,7 @@ impl Master {
         }
         let mut out = Outbox::default();
         let mut freed = false;
+        let stored;
         {
             let mut st = self.lock();
             if let Some(a) = st.agents.get_mut(&status.agent_id) {
@@ -1135,6 +1377,12 @@ impl Master {
                 tracing::debug!(task = %status.task_id, state = status.state.as_str(), "stale status update dropped");
                 return Ok(());
             }
+            // A terminal update deletes the task's record: keep what to put back if that fails.
+            if status.state.is_terminal() {
+                if let Some(task) = st.tasks.get(&status.task_id) {
+                    out.undo.push(Undo::Detached(task.clone()));
+                }
+            }
             let fw_id = match st.tasks.get_mut(&status.task_id) {
                 Some(task) => {
                     if !task.state.is_terminal() || status.state.is_terminal() {
@@ -1149,7 +1397,7 @@ impl Master {
                 None => status.framework_id.clone(),
             };
             if status.state.is_terminal() && st.tasks.contains_key(&status.task_id) {
-                self.detach_task(&mut st, &status.task_id, &mut out);
+                self.detach_task_unrecorded(&mut st, &status.task_id, &mut out);
                 freed = true;
             }
             match fw_id {
@@ -1172,9 +1420,16 @@ impl Master {
                     }
                 }
             }
-            self.persist(&mut out);
+            // An update whose change is not stored is refused: not forwarded, not
+            // acknowledged; the agent sends it again.
+            stored = self.commit(&mut st, &mut out);
         }
         self.flush(out);
+        if let Err(cause) = stored {
+            return Err(MasterError::Unavailable(format!(
+                "the master could not store the task's state: {cause}"
+            )));
+        }
         if freed {
             self.trigger_allocation();
         }
@@ -1223,7 +1478,7 @@ impl Master {
                     Ok(()) => String::new(),
                 };
                 for t in &tasks {
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         SchedulerEvent::Update(status_for(
                             &t.task_id,
@@ -1272,21 +1527,21 @@ impl Master {
                     ))
                 };
                 if t.task_id.as_str().is_empty() {
-                    out.events
+                    out.notices
                         .push((fw_id.clone(), error("Task ID is empty".into())));
                     continue;
                 }
                 if st.tasks.contains_key(&t.task_id)
                     || launch.iter().any(|l: &TaskInfo| l.task_id == t.task_id)
                 {
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         error(format!("Task ID '{}' is already in use", t.task_id)),
                     ));
                     continue;
                 }
                 if t.agent_id != agent_id {
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         error(format!(
                             "Task uses agent {} but the offers are for agent {agent_id}",
@@ -1296,14 +1551,14 @@ impl Master {
                     continue;
                 }
                 if !valid_resources(&t.resources) {
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         error("Task resources are negative or not finite".into()),
                     ));
                     continue;
                 }
                 if !agent_active {
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         SchedulerEvent::Update(status_for(
                             &t.task_id,
@@ -1326,7 +1581,7 @@ impl Master {
                     .find(|r| pool.get(r).is_some_and(|p| p.contains(&t.resources)));
                 let Some(role) = chosen else {
                     let have = sum_roles(&pool);
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         error(format!(
                             "Task uses more resources (cpus {}, mem {}, disk {}, ports {}) than available in the offers (cpus {}, mem {}, disk {}, ports {})",
@@ -1372,6 +1627,7 @@ impl Master {
                 ) {
                     out.store_ops.push(op);
                 }
+                out.undo.push(Undo::Task(t.task_id.clone(), None));
                 Self::attach_task(&mut st, entry);
             }
             let left = sum_roles(&pool);
@@ -1393,7 +1649,9 @@ impl Master {
                     },
                 ));
             }
-            self.persist(&mut out);
+            // A launch that is not stored is not sent: its tasks are taken back (their
+            // resources are offered again) and reported TASK_DROPPED.
+            let _ = self.commit(&mut st, &mut out);
         }
         self.flush(out);
         self.trigger_allocation();
@@ -1445,7 +1703,7 @@ impl Master {
                 }
                 _ => {
                     let agent = AgentId::from("");
-                    out.events.push((
+                    out.notices.push((
                         fw_id.clone(),
                         SchedulerEvent::Update(status_for(
                             &task_id,
@@ -1458,16 +1716,21 @@ impl Master {
                     ));
                 }
             }
-            self.persist(&mut out);
         }
         self.flush(out);
     }
 
-    fn acknowledge(&self, agent_id: AgentId, task_id: TaskId, uuid: String) {
+    fn acknowledge(
+        &self,
+        agent_id: AgentId,
+        task_id: TaskId,
+        uuid: String,
+    ) -> Result<(), MasterError> {
         if uuid.is_empty() {
-            return;
+            return Ok(());
         }
         let mut out = Outbox::default();
+        let stored;
         {
             let mut st = self.lock();
             let agent = st
@@ -1490,9 +1753,16 @@ impl Master {
                     ToAgent::Ack(AckUpdate { task_id, uuid }),
                 ));
             }
-            self.persist(&mut out);
+            // If the terminal task's removal is not stored, the task stays and the
+            // acknowledgement is not forwarded: the agent resends the update.
+            stored = self.commit(&mut st, &mut out);
         }
         self.flush(out);
+        stored.map_err(|cause| {
+            MasterError::Unavailable(format!(
+                "the master could not store the acknowledgement: {cause}"
+            ))
+        })
     }
 
     fn reconcile(&self, fw_id: &FrameworkId, tasks: Vec<(TaskId, Option<AgentId>)>) {
@@ -1522,7 +1792,7 @@ impl Master {
                 if let Some(f) = st.frameworks.get(fw_id) {
                     for t in &f.tasks {
                         if let Some(t) = st.tasks.get(t).filter(|t| !recovering(t)) {
-                            out.events
+                            out.notices
                                 .push((fw_id.clone(), SchedulerEvent::Update(latest(t))));
                         }
                     }
@@ -1562,10 +1832,9 @@ impl Master {
                             }
                         }
                     };
-                    out.events.push((fw_id.clone(), SchedulerEvent::Update(ev)));
+                    out.notices.push((fw_id.clone(), SchedulerEvent::Update(ev)));
                 }
             }
-            self.persist(&mut out);
         }
         self.flush(out);
     }
@@ -1573,6 +1842,7 @@ impl Master {
     /// Removes a framework: kills its tasks, drops its offers, forgets it.
     pub fn teardown(&self, fw_id: &FrameworkId) -> Result<(), MasterError> {
         let mut out = Outbox::default();
+        let stored;
         {
             let mut st = self.lock();
             if !st.frameworks.contains_key(fw_id) {
@@ -1586,7 +1856,11 @@ impl Master {
                 None => (Vec::new(), Vec::new()),
             };
             for o in offers {
-                Self::release_offer(&mut st, &o);
+                // Only seen if the teardown is undone (the framework is gone otherwise).
+                if let Some(o) = Self::release_offer(&mut st, &o) {
+                    out.notices
+                        .push((o.framework_id, SchedulerEvent::Rescind(o.id)));
+                }
             }
             let mut agents: BTreeMap<AgentId, String> = BTreeMap::new();
             for t in tasks {
@@ -1617,6 +1891,7 @@ impl Master {
                 ));
             }
             if let Some(mut f) = st.frameworks.remove(fw_id) {
+                out.undo.push(Undo::FrameworkRemoved(f.clone()));
                 f.tx = None;
                 f.unregistered_time = Some(now_secs());
                 st.completed_frameworks.push_back(f);
@@ -1628,12 +1903,20 @@ impl Master {
                 "{KEY_FRAMEWORKS}{}",
                 key_segment(fw_id.as_str())
             )));
-            tracing::info!(framework = %fw_id, "framework torn down");
-            self.persist(&mut out);
+            // A teardown that is not stored is undone and refused: the framework and its
+            // tasks stay (its offers are rescinded), nothing is shut down.
+            stored = self.commit(&mut st, &mut out);
+            if stored.is_ok() {
+                tracing::info!(framework = %fw_id, "framework torn down");
+            }
         }
         self.flush(out);
         self.trigger_allocation();
-        Ok(())
+        stored.map_err(|cause| {
+            MasterError::Unavailable(format!(
+                "the master could not store the teardown: {cause}"
+            ))
+        })
     }
 }
 
@@ -1653,6 +1936,7 @@ impl MasterApi for Master {
             .unwrap_or_else(|| FrameworkId(format!("{}-0000", uuid::Uuid::new_v4())));
         info.id = Some(id.clone());
         let mut out = Outbox::default();
+        let stored;
         {
             let mut st = self.lock();
             let tasks: HashSet<TaskId> = st
@@ -1673,15 +1957,12 @@ impl MasterApi for Master {
             for o in old_offers {
                 Self::release_offer(&mut st, &o);
             }
-            let _ = tx.send(SchedulerEvent::Subscribed {
-                framework_id: id.clone(),
-            });
-            st.frameworks.insert(
+            let prior = st.frameworks.insert(
                 id.clone(),
                 FrameworkEntry {
                     info: info.clone(),
                     id: id.clone(),
-                    tx: Some(tx),
+                    tx: Some(tx.clone()),
                     registered_time,
                     reregistered_time: reregistered.then(now_secs),
                     unregistered_time: None,
@@ -1691,6 +1972,7 @@ impl MasterApi for Master {
                     offers: HashSet::new(),
                 },
             );
+            out.undo.push(Undo::Framework(id.clone(), prior));
             if let Ok(op) = Op::put_json(
                 format!("{KEY_FRAMEWORKS}{}", key_segment(id.as_str())),
                 &PersistedFramework {
@@ -1701,10 +1983,22 @@ impl MasterApi for Master {
             ) {
                 out.store_ops.push(op);
             }
-            tracing::info!(framework = %id, name = %info.name, reregistered, "framework subscribed");
-            self.persist(&mut out);
+            // A subscription that is not stored is undone and refused (the framework retries).
+            stored = self.commit(&mut st, &mut out);
+            if stored.is_ok() {
+                // Sent under the lock: `Subscribed` comes before any offer.
+                let _ = tx.send(SchedulerEvent::Subscribed {
+                    framework_id: id.clone(),
+                });
+                tracing::info!(framework = %id, name = %info.name, reregistered, "framework subscribed");
+            }
         }
         self.flush(out);
+        if let Err(cause) = stored {
+            return Err(MasterError::Unavailable(format!(
+                "the master could not store the framework: {cause}"
+            )));
+        }
         self.trigger_allocation();
         Ok(Subscription {
             framework_id: id,
@@ -1759,10 +2053,7 @@ impl MasterApi for Master {
                 agent_id,
                 task_id,
                 uuid,
-            } => {
-                self.acknowledge(agent_id, task_id, uuid);
-                Ok(())
-            }
+            } => self.acknowledge(agent_id, task_id, uuid),
             SchedulerCall::Reconcile { tasks } => {
                 self.reconcile(framework, tasks);
                 Ok(())

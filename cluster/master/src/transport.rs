@@ -9,7 +9,8 @@ use dcos_types::protocol::{
     AckUpdate, KillTask, LaunchTasks, ShutdownFramework, PATH_ACK, PATH_KILL, PATH_LAUNCH,
     PATH_SHUTDOWN_FRAMEWORK,
 };
-use dcos_types::AgentId;
+use dcos_types::{AgentId, MasterError, INTERNAL_TOKEN_HEADER};
+use reqwest::header::{HeaderMap, HeaderValue};
 
 /// A message from the master to an agent.
 #[derive(Clone, Debug)]
@@ -34,14 +35,41 @@ pub struct HttpTransport {
 }
 
 impl HttpTransport {
+    /// A transport that sends no internal credential (auth off).
     pub fn new() -> HttpTransport {
-        let client = reqwest::Client::builder()
+        HttpTransport {
+            client: Self::builder()
+                .build()
+                .unwrap_or_else(|_| reqwest::Client::new()),
+        }
+    }
+
+    /// A transport that sends `token` (the cluster's internal credential) in
+    /// [`INTERNAL_TOKEN_HEADER`] on every request to an agent; `None` is [`HttpTransport::new`].
+    pub fn with_internal_token(token: Option<&str>) -> Result<HttpTransport, MasterError> {
+        let Some(token) = token else {
+            return Ok(HttpTransport::new());
+        };
+        let mut value = HeaderValue::from_str(token).map_err(|_| {
+            MasterError::Invalid(
+                "the internal token is not a valid HTTP header value (visible ASCII only)".into(),
+            )
+        })?;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(INTERNAL_TOKEN_HEADER, value);
+        let client = Self::builder()
+            .default_headers(headers)
+            .build()
+            .map_err(|e| MasterError::Invalid(format!("building the agent HTTP client: {e}")))?;
+        Ok(HttpTransport { client })
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))
             .pool_max_idle_per_host(8)
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        HttpTransport { client }
     }
 }
 

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use dcos_master::{router, AgentTransport, Master, MasterConfig, SendFuture, ToAgent};
-use dcos_store::{EmbeddedStore, SharedStore};
+use dcos_master::{
+    router, AgentTransport, HttpTransport, Master, MasterConfig, SendFuture, ToAgent,
+};
+use dcos_store::{EmbeddedStore, FaultyStore, SharedStore};
 use dcos_types::protocol::{AgentTask, RegisterAgent};
 use dcos_types::{
     AgentId, AgentInfo, CommandInfo, Filters, FrameworkInfo, MasterApi, Offer, Resources,
@@ -516,5 +518,428 @@ async fn unreachable_agent_is_removed_after_the_timeout() {
     );
     assert!(store.list("/mesos/agents/").unwrap().is_empty());
     assert!(store.list("/mesos/tasks/").unwrap().is_empty());
+    master.shutdown();
+}
+
+// ---- nothing acts on a change that is not durable -------------------------------------------
+
+/// A master over a store that can be made to refuse every commit (ENOSPC).
+fn faulty_master(rec: Arc<Recorder>) -> (Master, Arc<FaultyStore>, SharedStore) {
+    let inner: SharedStore = Arc::new(EmbeddedStore::in_memory());
+    let faulty = FaultyStore::new(inner.clone());
+    let store: SharedStore = faulty.clone();
+    let master = Master::start(config(), store, rec).unwrap();
+    (master, faulty, inner)
+}
+
+fn launches(rec: &Recorder) -> Vec<String> {
+    rec.sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ToAgent::Launch(l) => Some(l.tasks.iter().map(|t| t.task_id.to_string())),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn acks(rec: &Recorder) -> usize {
+    rec.sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, m)| matches!(m, ToAgent::Ack(_)))
+        .count()
+}
+
+/// Every update already delivered (events are delivered before a call returns).
+fn pending_updates(rx: &mut UnboundedReceiver<SchedulerEvent>) -> Vec<TaskStatus> {
+    let mut out = Vec::new();
+    while let Ok(ev) = rx.try_recv() {
+        if let SchedulerEvent::Update(s) = ev {
+            out.push(s);
+        }
+    }
+    out
+}
+
+fn accept(master: &Master, fid: &dcos_types::FrameworkId, offer: &Offer, tasks: Vec<TaskInfo>) {
+    master
+        .call(
+            fid,
+            SchedulerCall::Accept {
+                offer_ids: vec![offer.id.clone()],
+                tasks,
+                filters: Filters {
+                    refuse_seconds: 0.0,
+                },
+            },
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn launch_that_cannot_be_stored_is_not_sent_and_is_dropped() {
+    let rec = Arc::new(Recorder::default());
+    let (master, faulty, inner) = faulty_master(rec.clone());
+    register(&master, agent_info("a1", 4.0, 4096.0), vec![]);
+    let sub = master.subscribe(framework("marathon")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+    let offer = next_offers(&mut rx).await.remove(0);
+    assert!(master.store_writable().is_ok());
+
+    faulty.set_failing(true);
+    let health = master.store_writable().unwrap_err();
+    assert!(health.contains("No space left on device"), "{health}");
+    accept(
+        &master,
+        &fid,
+        &offer,
+        vec![task("t1", &offer.agent_id, 1.0, 128.0)],
+    );
+    // Not sent to the agent; the framework is told why.
+    assert!(launches(&rec).is_empty(), "a launch that is not stored is sent");
+    let s = next_update(&mut rx).await;
+    assert_eq!(s.task_id.as_str(), "t1");
+    assert_eq!(s.state, TaskState::Dropped);
+    let msg = s.message.unwrap_or_default();
+    assert!(
+        msg.contains("could not store the launch") && msg.contains("No space left on device"),
+        "{msg}"
+    );
+    // Nothing stored, nothing kept in memory, the resources are free again.
+    assert!(inner.list("/mesos/tasks/").unwrap().is_empty());
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["frameworks"][0]["tasks"].as_array().unwrap().len(), 0);
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.0);
+    // The last commit failed: unhealthy even if the store says it is writable again.
+    faulty.set_failing(false);
+    let health = master.store_writable().unwrap_err();
+    assert!(health.contains("last store commit failed"), "{health}");
+
+    // The whole agent is offered again, and a launch now goes through.
+    let offer = next_offers(&mut rx).await.remove(0);
+    assert_eq!(offer.total().cpus, 4.0);
+    accept(
+        &master,
+        &fid,
+        &offer,
+        vec![task("t1", &offer.agent_id, 1.0, 128.0)],
+    );
+    assert_eq!(launches(&rec), vec!["t1".to_string()]);
+    assert_eq!(inner.list("/mesos/tasks/").unwrap().len(), 1);
+    assert!(master.store_writable().is_ok());
+    master.shutdown();
+}
+
+#[tokio::test]
+async fn store_health_recovers_without_other_writes() {
+    let (master, faulty, _inner) = faulty_master(Arc::new(Recorder::default()));
+    faulty.set_failing(true);
+    let refused = master.register_agent(RegisterAgent {
+        agent: agent_info("a1", 1.0, 1.0),
+        tasks: vec![],
+        version: "test".into(),
+    });
+    assert!(refused.is_err());
+    faulty.set_failing(false);
+    assert!(master.store_writable().is_err());
+    // The timer loop probes the store once it says it takes writes again.
+    master.check_timeouts();
+    assert_eq!(master.store_writable(), Ok(()));
+    master.shutdown();
+}
+
+#[tokio::test]
+async fn registration_that_cannot_be_stored_is_refused_and_undone() {
+    let rec = Arc::new(Recorder::default());
+    let (master, faulty, inner) = faulty_master(rec.clone());
+    let sub = master.subscribe(framework("marathon")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+
+    faulty.set_failing(true);
+    // A new agent: refused (503 on the wire), unknown afterwards, told to register again.
+    let resp = router(master.clone())
+        .oneshot(
+            Request::post("/api/agent/v1/register")
+                .body(Body::from(
+                    serde_json::to_vec(&RegisterAgent {
+                        agent: agent_info("a1", 4.0, 4096.0),
+                        tasks: vec![],
+                        version: "test".into(),
+                    })
+                    .unwrap(),
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 0);
+    assert!(master.heartbeat(&"a1".into()).reregister);
+    master.allocate_now();
+    assert!(
+        !std::iter::from_fn(|| rx.try_recv().ok())
+            .any(|e| matches!(e, SchedulerEvent::Offers(_))),
+        "an agent whose registration is not stored is offered"
+    );
+
+    // Registered while the store works, with a task running.
+    faulty.set_failing(false);
+    register(&master, agent_info("a1", 4.0, 4096.0), vec![]);
+    let offer = next_offers(&mut rx).await.remove(0);
+    let t = task("t1", &offer.agent_id, 1.0, 128.0);
+    accept(&master, &fid, &offer, vec![t.clone()]);
+    master.status_update(running(&t)).unwrap();
+    let _ = pending_updates(&mut rx);
+
+    // A re-registration that reports the task gone and a new one: refused, nothing changes.
+    faulty.set_failing(true);
+    let mut other = task("t2", &offer.agent_id, 1.0, 128.0);
+    other.framework_id = Some(fid.clone());
+    let mut st = running(&other);
+    st.framework_id = Some(fid.clone());
+    let refused = master.register_agent(RegisterAgent {
+        agent: agent_info("a1", 4.0, 4096.0),
+        tasks: vec![AgentTask {
+            info: other,
+            status: st,
+        }],
+        version: "test".into(),
+    });
+    assert!(
+        matches!(refused, Err(dcos_types::MasterError::Unavailable(ref m)) if m.contains("No space left")),
+        "{refused:?}"
+    );
+    assert!(pending_updates(&mut rx).is_empty());
+    let state = get_json(&master, "/master/state").await;
+    let tasks = state["frameworks"][0]["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["id"], "t1");
+    assert_eq!(tasks[0]["state"], "TASK_RUNNING");
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 1.0);
+    assert_eq!(state["frameworks"][0]["completed_tasks"].as_array().unwrap().len(), 0);
+    assert_eq!(inner.list("/mesos/tasks/").unwrap().len(), 1);
+    master.shutdown();
+}
+
+#[tokio::test]
+async fn terminal_states_that_cannot_be_stored_are_refused() {
+    let rec = Arc::new(Recorder::default());
+    let (master, faulty, inner) = faulty_master(rec.clone());
+    register(&master, agent_info("a1", 4.0, 4096.0), vec![]);
+    let sub = master.subscribe(framework("marathon")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+    let offer = next_offers(&mut rx).await.remove(0);
+    let t = task("t1", &offer.agent_id, 1.0, 128.0);
+    accept(&master, &fid, &offer, vec![t.clone()]);
+    master.status_update(running(&t)).unwrap();
+    let _ = pending_updates(&mut rx);
+
+    // A terminal update: refused (the agent resends it), not forwarded, the task stays.
+    faulty.set_failing(true);
+    let mut finished = running(&t);
+    finished.state = TaskState::Finished;
+    finished.uuid = "u-2".into();
+    let refused = master.status_update(finished.clone());
+    assert!(
+        matches!(refused, Err(dcos_types::MasterError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(pending_updates(&mut rx).is_empty());
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["frameworks"][0]["tasks"][0]["state"], "TASK_RUNNING");
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 1.0);
+
+    // A teardown: refused, the framework and its task stay, no shutdown is sent.
+    assert!(master.teardown(&fid).is_err());
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "t1");
+    assert_eq!(state["completed_frameworks"].as_array().unwrap().len(), 0);
+    assert!(!rec
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, m)| matches!(m, ToAgent::ShutdownFramework(_))));
+    assert!(master
+        .call(&fid, SchedulerCall::Reconcile { tasks: vec![] })
+        .is_ok());
+    let _ = pending_updates(&mut rx);
+
+    // The agent resends once the store works: the update goes through.
+    faulty.set_failing(false);
+    master.status_update(finished).unwrap();
+    let s = next_update(&mut rx).await;
+    assert_eq!(s.state, TaskState::Finished);
+    assert!(inner.list("/mesos/tasks/").unwrap().is_empty());
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["slaves"][0]["used_resources"]["cpus"], 0.0);
+
+    // A terminal task kept for its acknowledgement (reported at re-registration): an
+    // acknowledgement that cannot be stored is refused and not forwarded to the agent.
+    let mut info = task("t3", &"a1".into(), 1.0, 128.0);
+    info.framework_id = Some(fid.clone());
+    let mut failed = running(&info);
+    failed.state = TaskState::Failed;
+    failed.framework_id = Some(fid.clone());
+    failed.uuid = "u-3".into();
+    register(
+        &master,
+        agent_info("a1", 4.0, 4096.0),
+        vec![AgentTask {
+            info: info.clone(),
+            status: failed,
+        }],
+    );
+    let acks_before = acks(&rec);
+    faulty.set_failing(true);
+    let ack = SchedulerCall::Acknowledge {
+        agent_id: "a1".into(),
+        task_id: "t3".into(),
+        uuid: "u-3".into(),
+    };
+    assert!(master.call(&fid, ack.clone()).is_err());
+    assert_eq!(acks(&rec), acks_before);
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["frameworks"][0]["tasks"][0]["id"], "t3");
+    faulty.set_failing(false);
+    master.call(&fid, ack).unwrap();
+    assert_eq!(acks(&rec), acks_before + 1);
+    master.shutdown();
+}
+
+#[tokio::test]
+async fn agent_removal_that_cannot_be_stored_waits_for_the_store() {
+    let inner: SharedStore = Arc::new(EmbeddedStore::in_memory());
+    let faulty = FaultyStore::new(inner.clone());
+    let store: SharedStore = faulty.clone();
+    let cfg = MasterConfig {
+        agent_removal_timeout: Duration::from_millis(100),
+        ..config()
+    };
+    let master = Master::start(cfg, store, Arc::new(Recorder::default())).unwrap();
+    register(&master, agent_info("a1", 2.0, 1024.0), vec![]);
+    let sub = master.subscribe(framework("f")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+    let offer = next_offers(&mut rx).await.remove(0);
+    let t = task("t1", &offer.agent_id, 1.0, 64.0);
+    accept(&master, &fid, &offer, vec![t.clone()]);
+    master.status_update(running(&t)).unwrap();
+    faulty.set_failing(true);
+    // Unreachable is reported (nothing is stored for it); removal is not.
+    loop {
+        if next_update(&mut rx).await.state == TaskState::Unreachable {
+            break;
+        }
+    }
+    while faulty.refused() < 3 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = pending_updates(&mut rx);
+    let state = get_json(&master, "/master/state").await;
+    assert_eq!(state["slaves"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        state["frameworks"][0]["unreachable_tasks"][0]["state"],
+        "TASK_UNREACHABLE"
+    );
+    assert_eq!(inner.list("/mesos/agents/").unwrap().len(), 1);
+    // Once the store works, the removal goes through.
+    faulty.set_failing(false);
+    loop {
+        match next_event(&mut rx).await {
+            SchedulerEvent::AgentLost(a) => {
+                assert_eq!(a.as_str(), "a1");
+                break;
+            }
+            SchedulerEvent::Update(s) => assert_ne!(s.state, TaskState::Unreachable),
+            _ => {}
+        }
+    }
+    assert!(inner.list("/mesos/agents/").unwrap().is_empty());
+    master.shutdown();
+}
+
+// ---- the internal credential -----------------------------------------------------------------
+
+/// An HTTP server that records the internal-token header of every request.
+async fn header_recorder() -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+    let s = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let s = s.clone();
+        async move {
+            let token = headers
+                .get(dcos_types::INTERNAL_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            s.lock().unwrap().push(token);
+            StatusCode::ACCEPTED
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[tokio::test]
+async fn internal_token_is_sent_on_every_call_out() {
+    let (url, seen) = header_recorder().await;
+    let kill = || {
+        ToAgent::Kill(dcos_types::protocol::KillTask {
+            task_id: "t1".into(),
+            grace_period_seconds: None,
+        })
+    };
+    let with = HttpTransport::with_internal_token(Some("s3cret")).unwrap();
+    with.send(&"a1".into(), &url, kill()).await.unwrap();
+    let without = HttpTransport::new();
+    without.send(&"a1".into(), &url, kill()).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![Some("s3cret".to_string()), None]);
+    assert!(HttpTransport::with_internal_token(Some("bad\ntoken")).is_err());
+    let cfg = MasterConfig {
+        internal_token: Some("s3cret".into()),
+        ..config()
+    };
+    assert!(!format!("{cfg:?}").contains("s3cret"), "the token is logged");
+
+    // The master's task log proxy calls the task's agent with the token.
+    seen.lock().unwrap().clear();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let store: SharedStore = Arc::new(EmbeddedStore::in_memory());
+    let master = Master::start(cfg, store, Arc::new(Recorder::default())).unwrap();
+    let mut info = agent_info("a1", 2.0, 1024.0);
+    info.port = port;
+    register(&master, info, vec![]);
+    let sub = master.subscribe(framework("f")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+    let offer = next_offers(&mut rx).await.remove(0);
+    accept(
+        &master,
+        &fid,
+        &offer,
+        vec![task("t1", &offer.agent_id, 1.0, 64.0)],
+    );
+    let resp = router(master.clone())
+        .oneshot(
+            Request::get("/system/v1/logs/v2/task/t1/file/stdout")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(*seen.lock().unwrap(), vec![Some("s3cret".to_string())]);
     master.shutdown();
 }

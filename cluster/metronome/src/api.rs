@@ -80,8 +80,20 @@ fn job_not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Job '{id}' does not exist"))
 }
 
+/// A refused commit: 503 naming the cause (the in-memory state was put back to what the
+/// store holds, see `Core::commit_or_rebuild`). A key the store does not accept can only come
+/// from the job id the client chose: 422 on `/id`.
 fn store_error(e: dcos_store::StoreError) -> ApiError {
-    ApiError::Unavailable(format!("Cannot write the state store: {e}"))
+    match e {
+        dcos_store::StoreError::InvalidKey { reason, .. } => {
+            let mut errs = Violations::default();
+            errs.add("/id", format!("cannot be stored: {reason}"));
+            ApiError::Invalid(errs)
+        }
+        e => ApiError::Unavailable(format!(
+            "the cluster store refused the write: {e}; nothing was changed"
+        )),
+    }
 }
 
 fn body_json(core: &Core, body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
@@ -314,7 +326,7 @@ fn create(core: &Core, spec: JobSpec, schedules: Vec<ScheduleSpec>) -> Result<Va
     if !schedules.is_empty() {
         fx.put(schedules_key(&spec.id), &schedules);
     }
-    core.commit(fx.ops).map_err(store_error)?;
+    core.commit_locked(&mut st, fx.ops).map_err(store_error)?;
     let mut entry = JobEntry::new(spec);
     entry.schedules = schedules;
     entry.reschedule(now);
@@ -357,7 +369,9 @@ fn replace(core: &Core, id: &str, v: &Value, with_schedules: bool) -> Result<Val
         None
     };
     let mut st = core.state.lock();
-    let entry = st.jobs.get_mut(id).ok_or_else(|| job_not_found(id))?;
+    if !st.jobs.contains_key(id) {
+        return Err(job_not_found(id));
+    }
     let mut fx = Effects::default();
     fx.put(job_key(id), &spec);
     if let Some(s) = &schedules {
@@ -367,7 +381,8 @@ fn replace(core: &Core, id: &str, v: &Value, with_schedules: bool) -> Result<Val
             fx.put(schedules_key(id), s);
         }
     }
-    core.commit(fx.ops).map_err(store_error)?;
+    core.commit_locked(&mut st, fx.ops).map_err(store_error)?;
+    let entry = st.jobs.get_mut(id).ok_or_else(|| job_not_found(id))?;
     entry.spec = spec;
     if let Some(s) = schedules {
         entry.schedules = s;
@@ -402,10 +417,10 @@ async fn delete_job(AxState(core): S, Path(id): Path<String>, RawQuery(q): RawQu
         for r in entry.runs.keys() {
             fx.delete(run_key(&id, r));
         }
-        core.commit(fx.ops).map_err(store_error)?;
-        let calls = State::kill_calls(entry);
-        let v = job_json(entry, Embed::default());
-        st.jobs.remove(&id);
+        core.commit_locked(&mut st, fx.ops).map_err(store_error)?;
+        let entry = st.jobs.remove(&id).ok_or_else(|| job_not_found(&id))?;
+        let calls = State::kill_calls(&entry);
+        let v = job_json(&entry, Embed::default());
         tracing::info!("metronome: deleted job {id}");
         (calls, v)
     };
@@ -444,14 +459,17 @@ fn write_schedules(
     list: Vec<ScheduleSpec>,
 ) -> Result<(), ApiError> {
     let now = core.now();
-    let entry = st.jobs.get_mut(id).ok_or_else(|| job_not_found(id))?;
+    if !st.jobs.contains_key(id) {
+        return Err(job_not_found(id));
+    }
     let op = if list.is_empty() {
         dcos_store::Op::delete(schedules_key(id))
     } else {
         dcos_store::Op::put_json(schedules_key(id), &list, dcos_store::Precondition::Any)
             .map_err(store_error)?
     };
-    core.commit(vec![op]).map_err(store_error)?;
+    core.commit_locked(st, vec![op]).map_err(store_error)?;
+    let entry = st.jobs.get_mut(id).ok_or_else(|| job_not_found(id))?;
     entry.schedules = list;
     entry.reschedule(now);
     Ok(())
@@ -543,13 +561,10 @@ async fn start_run(AxState(core): S, Path(id): Path<String>) -> ApiResult {
             return Err(job_not_found(&id));
         }
         let mut fx = Effects::default();
+        let before = st.volatile();
         let run = st.new_run(&id, now, None, &mut fx);
-        if let Err(e) = core.commit(fx.ops) {
-            if let (Some(r), Some(entry)) = (&run, st.jobs.get_mut(&id)) {
-                entry.runs.remove(&r.id);
-            }
-            return Err(store_error(e));
-        }
+        core.commit_or_rebuild(&mut st, before, fx.ops)
+            .map_err(store_error)?;
         run.ok_or_else(|| job_not_found(&id))?
     };
     core.wake.notify_one();
@@ -576,8 +591,10 @@ async fn stop_run(AxState(core): S, Path((id, rid)): Path<(String, String)>) -> 
             return Err(ApiError::NotFound(format!("JobRun '{rid}' does not exist")));
         }
         let mut fx = Effects::default();
+        let before = st.volatile();
         let run = st.stop_run(&id, &rid, now, core.config.history_count, &mut fx);
-        core.commit(fx.ops).map_err(store_error)?;
+        core.commit_or_rebuild(&mut st, before, fx.ops)
+            .map_err(store_error)?;
         (fx.calls, run.map(|r| r.json()).unwrap_or(Value::Null))
     };
     core.send(calls);

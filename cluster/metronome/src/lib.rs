@@ -102,6 +102,7 @@ impl Metronome {
             config,
             clock,
             started_at,
+            commit_failed: std::sync::atomic::AtomicBool::new(false),
         });
         core.recover()?;
         let rx = core.subscribe()?;
@@ -119,6 +120,12 @@ impl Metronome {
     /// The framework id the master gave us.
     pub fn framework_id(&self) -> Option<String> {
         self.core.state.lock().framework_id.clone()
+    }
+
+    /// Whether Metronome can make changes durable (for health): `Err` says why not — the
+    /// store refuses writes, or the last commit was refused and none succeeded since.
+    pub fn store_writable(&self) -> Result<(), String> {
+        self.core.store_writable()
     }
 
     /// Counts of (jobs, active runs).

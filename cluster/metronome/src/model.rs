@@ -344,8 +344,16 @@ pub fn parse_job(v: &Value) -> Result<(JobSpec, Option<Value>), Violations> {
     match root.get("id") {
         None => errs.add("/id", "is required"),
         Some(id) => {
-            if expect_string(id, "/id", &mut errs) && !valid_id(id.as_str().unwrap_or_default()) {
-                errs.add("/id", id_error());
+            if expect_string(id, "/id", &mut errs) {
+                let id = id.as_str().unwrap_or_default();
+                if !valid_id(id) {
+                    errs.add("/id", id_error());
+                }
+                // One limit for every id that becomes a task id (an agent names files
+                // after task ids).
+                if let Err(m) = dcos_types::ids::check_service_id_len(id) {
+                    errs.add("/id", m);
+                }
             }
         }
     }
@@ -791,7 +799,9 @@ pub fn parse_schedule(
             String::new()
         }
     };
-    if !id.is_empty() && !valid_id(&id) {
+    // An explicit empty id is invalid too (an empty `id` otherwise means "already reported").
+    let given_empty = matches!(m.get("id"), Some(Value::String(s)) if s.is_empty());
+    if (!id.is_empty() || given_empty) && !valid_id(&id) {
         errs.add(format!("{prefix}/id"), id_error());
     }
     let tz_name = match m.get("timezone") {
@@ -1110,6 +1120,12 @@ mod tests {
         for bad in ["", "A", "-a", "a-", "a..b", ".a", "a_b", "a/b", "a.", "Job"] {
             assert!(!valid_id(bad), "{bad}");
         }
+        // One length limit with every id that becomes a task id.
+        let max = dcos_types::ids::MAX_SERVICE_ID_LEN;
+        let long = |n: usize| json!({"id": "a".repeat(n), "run": {"cmd": "x"}});
+        assert!(parse_job(&long(max)).is_ok());
+        assert_eq!(paths(long(max + 1)), vec!["/id"]);
+        assert_eq!(paths(long(8000)), vec!["/id"]);
     }
 
     #[test]

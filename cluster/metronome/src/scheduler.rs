@@ -9,6 +9,7 @@
 //! * `history/<jobId>` — the job's [`History`].
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use dcos_store::{Op, Store};
@@ -110,11 +111,29 @@ pub struct Counters {
 #[derive(Default)]
 pub struct State {
     pub framework_id: Option<String>,
+    /// Whether `framework_id` is in the store. Until it is, nothing is launched: a task
+    /// started under an id that a restart would not know is an orphan.
+    pub framework_id_stored: bool,
+    /// A refused commit left the memory ahead of the store and re-reading the store failed
+    /// too: the next round rebuilds first, and launches nothing until that works.
+    pub needs_rebuild: bool,
     pub jobs: BTreeMap<String, JobEntry>,
     pub suppressed: bool,
     pub revive_wanted: bool,
     pub last_tick: i64,
     pub counters: Counters,
+}
+
+/// What the store does not hold: counters, offer flags, the tick mark and the next fire
+/// times. Taken before a change and put back when the store refuses the change (see
+/// [`Core::commit_or_rebuild`]).
+#[derive(Clone, Debug)]
+pub struct Volatile {
+    counters: Counters,
+    suppressed: bool,
+    revive_wanted: bool,
+    last_tick: i64,
+    next_fire: Vec<(String, Option<i64>)>,
 }
 
 /// Store writes and master calls collected under the lock.
@@ -155,6 +174,21 @@ pub fn exposed_task_status(s: TaskState) -> &'static str {
 }
 
 impl State {
+    /// A copy of what the store does not hold (see [`Volatile`]).
+    pub fn volatile(&self) -> Volatile {
+        Volatile {
+            counters: self.counters.clone(),
+            suppressed: self.suppressed,
+            revive_wanted: self.revive_wanted,
+            last_tick: self.last_tick,
+            next_fire: self
+                .jobs
+                .iter()
+                .map(|(id, e)| (id.clone(), e.next_fire))
+                .collect(),
+        }
+    }
+
     pub fn active_runs(&self) -> usize {
         self.jobs.values().map(|e| e.runs.len()).sum()
     }
@@ -731,6 +765,46 @@ pub struct Core {
     pub config: MetronomeConfig,
     pub clock: Clock,
     pub started_at: i64,
+    /// The last commit was refused by the store (an I/O error, a full disk) and none has
+    /// succeeded since: health reports Metronome unhealthy.
+    pub commit_failed: AtomicBool,
+}
+
+/// Offers handed back in a round whose commit the store refused: short, so that launches
+/// resume soon after the store accepts writes again.
+const DECLINE_STORE_SECONDS: f64 = 1.0;
+
+/// The calls of a round whose commit the store refused that may still go out. Nothing the
+/// refused change was for is sent: no launch (its offers are declined instead), no
+/// acknowledgement of an update whose effect was not stored (the master sends it again), no
+/// revive or suppress decided on the lost state. Declines and kills of unknown tasks do not
+/// depend on the store and still go.
+fn calls_without_store(calls: Vec<SchedulerCall>) -> Vec<SchedulerCall> {
+    calls
+        .into_iter()
+        .filter_map(|c| match c {
+            SchedulerCall::Accept { offer_ids, .. } => Some(SchedulerCall::Decline {
+                offer_ids,
+                filters: Filters {
+                    refuse_seconds: DECLINE_STORE_SECONDS,
+                },
+            }),
+            SchedulerCall::Decline { .. }
+            | SchedulerCall::Kill { .. }
+            | SchedulerCall::Reconcile { .. } => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a store error says the store cannot write (rather than that the request was bad).
+fn is_store_failure(e: &dcos_store::StoreError) -> bool {
+    !matches!(
+        e,
+        dcos_store::StoreError::InvalidKey { .. }
+            | dcos_store::StoreError::Conflict { .. }
+            | dcos_store::StoreError::Decode { .. }
+    )
 }
 
 impl Core {
@@ -738,14 +812,101 @@ impl Core {
         (self.clock)()
     }
 
-    /// One atomic, durable store commit.
+    /// One atomic, durable store commit. Callers that changed the in-memory state before
+    /// committing use [`Core::commit_or_rebuild`] instead.
     pub fn commit(&self, ops: Vec<Op>) -> Result<(), dcos_store::StoreError> {
         if ops.is_empty() {
             return Ok(());
         }
-        self.store.commit(ops).map(|_| ()).inspect_err(|e| {
-            tracing::error!("metronome: store commit failed: {e}");
-        })
+        match self.store.commit(ops) {
+            Ok(_) => {
+                self.commit_failed.store(false, Ordering::SeqCst);
+                Ok(())
+            }
+            Err(e) => {
+                if is_store_failure(&e) {
+                    self.commit_failed.store(true, Ordering::SeqCst);
+                }
+                tracing::error!("metronome: store commit failed: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits `ops`, the store writes of a change already applied to `st`. If the store
+    /// refuses them, `st` goes back to what the store holds: it is rebuilt from the store
+    /// with the recovery code, under the same lock, and what the store does not hold
+    /// (`before`, taken before the change) is put back.
+    ///
+    /// Why rebuild rather than undo: the transitions (`new_run`, `on_status`, `tick`,
+    /// `match_offers`, `finish_run` …) change runs, histories and schedules in many places;
+    /// an undo per transition would have to be kept exact by hand for every future change,
+    /// and a copy of the whole state before every round would cost on every round. The
+    /// store is the truth and the recovery code already turns it into a state; a refused
+    /// write is rare, so reading the store again then is cheap enough.
+    pub fn commit_or_rebuild(
+        &self,
+        st: &mut State,
+        before: Volatile,
+        ops: Vec<Op>,
+    ) -> Result<(), dcos_store::StoreError> {
+        let res = self.commit(ops);
+        if res.is_err() {
+            self.rebuild(st, before);
+        }
+        res
+    }
+
+    /// [`Core::commit_or_rebuild`] for a change that has not touched `st` yet.
+    pub fn commit_locked(
+        &self,
+        st: &mut State,
+        ops: Vec<Op>,
+    ) -> Result<(), dcos_store::StoreError> {
+        let before = st.volatile();
+        self.commit_or_rebuild(st, before, ops)
+    }
+
+    /// Replaces `st`'s jobs with what the store holds and puts `before` back.
+    fn rebuild(&self, st: &mut State, before: Volatile) {
+        match self.load(self.now(), false) {
+            Ok((_, mut jobs)) => {
+                for (id, next) in &before.next_fire {
+                    if let Some(e) = jobs.get_mut(id) {
+                        // A schedule fire whose run was refused fires again next tick.
+                        e.next_fire = *next;
+                    }
+                }
+                st.jobs = jobs;
+                st.needs_rebuild = false;
+                tracing::warn!(
+                    "metronome: the store refused a write; state rebuilt from the store"
+                );
+            }
+            Err(e) => {
+                tracing::error!(
+                    "metronome: the store refused a write and cannot be read back ({e}); \
+                     launching nothing until it can"
+                );
+                st.needs_rebuild = true;
+            }
+        }
+        st.counters = before.counters;
+        st.suppressed = before.suppressed;
+        st.revive_wanted = before.revive_wanted;
+        st.last_tick = before.last_tick;
+    }
+
+    /// Whether Metronome can make changes durable: the store accepts writes and the last
+    /// commit was not refused (or one succeeded since).
+    pub fn store_writable(&self) -> Result<(), String> {
+        self.store
+            .writable()
+            .map_err(|e| format!("the cluster store refuses writes: {e}"))?;
+        if self.commit_failed.load(Ordering::SeqCst) {
+            return Err("the cluster store refused the last write and none succeeded since".into());
+        }
+        Ok(())
     }
 
     /// Sends master calls (without holding the state lock).
@@ -756,8 +917,11 @@ impl Core {
         if !not_launched.is_empty() {
             let mut fx = Effects::default();
             let mut st = self.state.lock();
+            let before = st.volatile();
             st.launch_failed(&not_launched, &mut fx);
-            let _ = self.commit(fx.ops);
+            // On a refusal the runs stay as stored (launched): reconciliation at the next
+            // subscription reports the tasks gone, and the runs launch again.
+            let _ = self.commit_or_rebuild(&mut st, before, fx.ops);
             drop(st);
             self.wake.notify_one();
         }
@@ -784,21 +948,45 @@ impl Core {
     /// Loads jobs, schedules, runs and history from the store.
     pub fn recover(&self) -> Result<(), StartError> {
         let now = self.now();
+        let (framework_id, jobs) = self.load(now, true)?;
         let mut st = self.state.lock();
+        st.framework_id_stored = framework_id.is_some();
+        st.framework_id = framework_id;
+        st.jobs = jobs;
+        st.last_tick = now;
+        tracing::info!(
+            "metronome: recovered {} jobs, {} active runs",
+            st.jobs.len(),
+            st.active_runs()
+        );
+        Ok(())
+    }
+
+    /// Reads the framework id and the jobs with their schedules, history and active runs.
+    /// `restart`: this is a start, so runs that wait for an offer wait again from `now` (their
+    /// launch delay restarts); a rebuild after a refused write keeps the stored times.
+    #[allow(clippy::type_complexity)]
+    fn load(
+        &self,
+        now: i64,
+        restart: bool,
+    ) -> Result<(Option<String>, BTreeMap<String, JobEntry>), dcos_store::StoreError> {
+        let mut framework_id = None;
+        let mut jobs: BTreeMap<String, JobEntry> = BTreeMap::new();
         if let Some(e) = self.store.get(P_FRAMEWORK)? {
-            st.framework_id = e.json::<String>().ok();
+            framework_id = e.json::<String>().ok();
         }
         for e in self.store.list(P_JOBS)? {
             match e.json::<JobSpec>() {
                 Ok(spec) => {
-                    st.jobs.insert(spec.id.clone(), JobEntry::new(spec));
+                    jobs.insert(spec.id.clone(), JobEntry::new(spec));
                 }
                 Err(err) => tracing::error!("metronome: skipping unreadable job {}: {err}", e.key),
             }
         }
         for e in self.store.list(P_SCHEDULES)? {
             let id = &e.key[P_SCHEDULES.len()..];
-            match (e.json::<Vec<ScheduleSpec>>(), st.jobs.get_mut(id)) {
+            match (e.json::<Vec<ScheduleSpec>>(), jobs.get_mut(id)) {
                 (Ok(s), Some(entry)) => {
                     entry.schedules = s;
                     entry.reschedule(now);
@@ -809,7 +997,7 @@ impl Core {
         }
         for e in self.store.list(P_HISTORY)? {
             let id = &e.key[P_HISTORY.len()..];
-            match (e.json::<History>(), st.jobs.get_mut(id)) {
+            match (e.json::<History>(), jobs.get_mut(id)) {
                 (Ok(h), Some(entry)) => entry.history = h,
                 (Err(err), _) => tracing::error!("metronome: skipping history {}: {err}", e.key),
                 (Ok(_), None) => {}
@@ -818,12 +1006,12 @@ impl Core {
         for e in self.store.list(P_RUNS)? {
             match e.json::<JobRun>() {
                 Ok(mut run) => {
-                    if run.current.is_none() && !run.stopping {
+                    if restart && run.current.is_none() && !run.stopping {
                         // Waiting again from now (the launch delay restarts).
                         run.waiting = true;
                         run.waiting_since = now;
                     }
-                    match st.jobs.get_mut(&run.job_id) {
+                    match jobs.get_mut(&run.job_id) {
                         Some(entry) => {
                             entry.runs.insert(run.id.clone(), run);
                         }
@@ -835,13 +1023,7 @@ impl Core {
                 Err(err) => tracing::error!("metronome: skipping run {}: {err}", e.key),
             }
         }
-        st.last_tick = now;
-        tracing::info!(
-            "metronome: recovered {} jobs, {} active runs",
-            st.jobs.len(),
-            st.active_runs()
-        );
-        Ok(())
+        Ok((framework_id, jobs))
     }
 
     /// Subscribes (re-subscribes with the stored id) and reconciles the live tasks.
@@ -851,14 +1033,23 @@ impl Core {
         let prev = self.state.lock().framework_id.clone();
         let sub = self.master.subscribe(self.framework_info(prev.clone()))?;
         let fid = sub.framework_id.0.clone();
-        if prev.as_deref() != Some(fid.as_str()) {
+        let mut stored =
+            prev.as_deref() == Some(fid.as_str()) && self.state.lock().framework_id_stored;
+        if !stored {
             if let Ok(op) = Op::put_json(P_FRAMEWORK, &fid, dcos_store::Precondition::Any) {
-                let _ = self.commit(vec![op]);
+                match self.commit(vec![op]) {
+                    Ok(()) => stored = true,
+                    Err(e) => tracing::warn!(
+                        "metronome: cannot store the framework id ({e}); nothing is launched \
+                         until it is stored"
+                    ),
+                }
             }
         }
         let tasks = {
             let mut st = self.state.lock();
             st.framework_id = Some(fid);
+            st.framework_id_stored = stored;
             st.suppressed = false;
             st.jobs
                 .values()
@@ -905,12 +1096,28 @@ impl Core {
     }
 
     /// One round: apply events, time-based work, match offers, persist, call the master.
+    /// The master calls go out only once the round's changes are stored; if the store
+    /// refuses them, the state is rebuilt from the store and only calls that do not depend
+    /// on the change go out (offers are declined, nothing is launched).
     pub fn process(&self, batch: Vec<SchedulerEvent>, ticked: bool) {
         let now = self.now();
         let cap = self.config.history_count;
         let mut fx = Effects::default();
-        {
+        let durable = {
             let mut st = self.state.lock();
+            if st.needs_rebuild {
+                let v = st.volatile();
+                self.rebuild(&mut st, v);
+            }
+            let before = st.volatile();
+            // Until the framework id is stored, it goes with this round's commit.
+            let mut stores_framework_id = false;
+            if !st.framework_id_stored {
+                if let Some(fid) = &st.framework_id {
+                    fx.put(P_FRAMEWORK.to_string(), fid);
+                    stores_framework_id = true;
+                }
+            }
             let mut offers: Vec<Offer> = Vec::new();
             for ev in batch {
                 match ev {
@@ -930,7 +1137,16 @@ impl Core {
                 st.tick(now, cap, &mut fx);
             }
             if !offers.is_empty() {
-                st.match_offers(offers, &self.config.roles, now, &mut fx);
+                if st.needs_rebuild {
+                    fx.calls.push(SchedulerCall::Decline {
+                        offer_ids: offers.into_iter().map(|o| o.id).collect(),
+                        filters: Filters {
+                            refuse_seconds: DECLINE_STORE_SECONDS,
+                        },
+                    });
+                } else {
+                    st.match_offers(offers, &self.config.roles, now, &mut fx);
+                }
             }
             let launchable = st.launchable(now);
             if launchable && (st.suppressed || st.revive_wanted) {
@@ -941,8 +1157,18 @@ impl Core {
                 st.suppressed = true;
             }
             st.revive_wanted = false;
-            let _ = self.commit(std::mem::take(&mut fx.ops));
-        }
-        self.send(std::mem::take(&mut fx.calls));
+            let ops = std::mem::take(&mut fx.ops);
+            let durable = self.commit_or_rebuild(&mut st, before, ops).is_ok();
+            if durable && stores_framework_id {
+                st.framework_id_stored = true;
+            }
+            durable
+        };
+        let calls = std::mem::take(&mut fx.calls);
+        self.send(if durable {
+            calls
+        } else {
+            calls_without_store(calls)
+        });
     }
 }

@@ -375,6 +375,14 @@ impl EmbeddedStore {
                          until it can"
                     );
                     inner.broken = Some(Broken::Truncate(e.to_string()));
+                    // The record may be whole on disk: until a repair cuts it off, a restart
+                    // could read it back. Say so rather than claim nothing happened.
+                    return Err(StoreError::Unavailable(format!(
+                        "writing {} failed ({e}) and the partial write could not be cut off \
+                         ({cut_err}); its outcome is unknown until the log is repaired, and \
+                         the store refuses writes until then",
+                        path.display()
+                    )));
                 }
                 Err(io_err(&path, e))
             }

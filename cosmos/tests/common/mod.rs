@@ -129,6 +129,8 @@ pub struct RepoServerState {
     pub hits: AtomicUsize,
     pub not_modified: AtomicUsize,
     pub user_agents: Mutex<Vec<String>>,
+    /// Values of the cluster's internal credential header received (must stay empty).
+    pub internal_tokens: Mutex<Vec<String>>,
 }
 
 /// Serves repository indexes and every kind of broken answer.
@@ -146,6 +148,12 @@ pub async fn repo_server(packages: Vec<Value>) -> (String, Arc<RepoServerState>)
                 let (b, e, s) = (b1.clone(), e1.clone(), s1.clone());
                 async move {
                     s.hits.fetch_add(1, Ordering::SeqCst);
+                    if let Some(t) = headers.get(dcos_types::INTERNAL_TOKEN_HEADER) {
+                        s.internal_tokens
+                            .lock()
+                            .expect("lock")
+                            .push(String::from_utf8_lossy(t.as_bytes()).into_owned());
+                    }
                     if let Some(ua) = headers
                         .get(header::USER_AGENT)
                         .and_then(|v| v.to_str().ok())
@@ -294,6 +302,11 @@ pub struct Cluster {
     pub forbid: Mutex<bool>,
     /// Authorization headers seen.
     pub auth_seen: Mutex<Vec<Option<String>>>,
+    /// The internal credential header of every request (`None`: absent), with its path.
+    pub internal_tokens_seen: Mutex<Vec<(String, Option<String>)>>,
+    /// When set, every write (POST/PUT/DELETE) gets this status and JSON body, as Marathon
+    /// answers when its store refuses the write.
+    pub fail_writes_with: Mutex<Option<(u16, Value)>>,
 }
 
 async fn guard(
@@ -307,6 +320,22 @@ async fn guard(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     c.auth_seen.lock().expect("lock").push(auth.clone());
+    let token = req
+        .headers()
+        .get(dcos_types::INTERNAL_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    c.internal_tokens_seen
+        .lock()
+        .expect("lock")
+        .push((req.uri().path().to_string(), token));
+    let failing = c.fail_writes_with.lock().expect("lock").clone();
+    if let Some((code, body)) = failing {
+        if req.method() != axum::http::Method::GET {
+            let status = StatusCode::from_u16(code).expect("status");
+            return (status, axum::Json(body)).into_response();
+        }
+    }
     if *c.forbid.lock().expect("lock") {
         return (
             StatusCode::FORBIDDEN,

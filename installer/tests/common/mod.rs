@@ -71,6 +71,7 @@ impl Workspace {
             &dcos_installer::bundle::GenconfOptions {
                 dcosd: self.dcosd(),
                 upgrade_from,
+                internal_token: None,
             },
         )
         .unwrap()

@@ -24,6 +24,8 @@ pub struct Seen {
     pub cookie: Option<String>,
     pub host: Option<String>,
     pub forwarded_proto: Option<String>,
+    /// Every `dcos-internal-token` value received.
+    pub internal_tokens: Vec<String>,
     pub body_len: usize,
 }
 
@@ -61,6 +63,12 @@ async fn echo(State(e): State<Echo>, req: Request) -> Response {
         cookie: header(&req, "cookie"),
         host: header(&req, "host"),
         forwarded_proto: header(&req, "x-forwarded-proto"),
+        internal_tokens: req
+            .headers()
+            .get_all("dcos-internal-token")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect(),
         body_len: 0,
     };
     let body = axum::body::to_bytes(req.into_body(), usize::MAX)

@@ -134,30 +134,36 @@ impl Framework {
     }
 
     /// Waits for an offer and launches `tasks` (their agent id is filled in) on it.
+    /// An offer rescinded meanwhile (its event not pumped yet) is dropped and the next used.
     pub async fn launch(&mut self, mut tasks: Vec<TaskInfo>) -> AgentId {
         for _ in 0..400 {
-            if !self.offers.is_empty() {
-                break;
+            for _ in 0..400 {
+                if !self.offers.is_empty() {
+                    break;
+                }
+                self.pump(Duration::from_millis(50)).await;
             }
-            self.pump(Duration::from_millis(50)).await;
-        }
-        let offer = self.offers.remove(0);
-        for t in &mut tasks {
-            t.agent_id = offer.agent_id.clone();
-        }
-        self.master
-            .call(
+            let offer = self.offers.remove(0);
+            for t in &mut tasks {
+                t.agent_id = offer.agent_id.clone();
+            }
+            let r = self.master.call(
                 &self.id,
                 SchedulerCall::Accept {
                     offer_ids: vec![offer.id.clone()],
-                    tasks,
+                    tasks: tasks.clone(),
                     filters: Filters {
                         refuse_seconds: 0.0,
                     },
                 },
-            )
-            .unwrap();
-        offer.agent_id
+            );
+            match r {
+                Ok(_) => return offer.agent_id,
+                Err(dcos_types::MasterError::InvalidOffer(_)) => continue,
+                Err(e) => panic!("accept: {e:?}"),
+            }
+        }
+        panic!("no valid offer");
     }
 
     /// Waits until `task` reaches a state matching `pred` (or 30 s pass).

@@ -36,8 +36,10 @@ pub async fn start(
     ac.attributes = config.attributes.clone();
     ac.public = public;
     ac.isolation = config.isolation;
+    ac.internal_token = config.internal_token.clone();
     let agent = Agent::start(ac).map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
-    let app = dcos_agent::router(agent.clone());
+    let app =
+        crate::internal::protect(dcos_agent::router(agent.clone()), config.internal_token.as_deref());
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)

@@ -46,11 +46,15 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<MasterHandle> {
         heartbeat_interval: config.heartbeat_interval,
         agent_unreachable_timeout: config.agent_unreachable_timeout,
         agent_removal_timeout: config.agent_removal_timeout,
+        internal_token: config.internal_token.clone(),
         ..MasterConfig::default()
     };
     let master = Master::start(master_config, store.clone(), Arc::new(HttpTransport::new()))
         .map_err(|e| anyhow::anyhow!("starting the master: {e}"))?;
-    let app = dcos_master::router(master.clone());
+    let app = crate::internal::protect(
+        dcos_master::router(master.clone()),
+        config.internal_token.as_deref(),
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)
