@@ -940,11 +940,44 @@ impl Agent {
             // A stopped agent owns nothing any more: the next agent re-attaches and reports.
             return;
         }
-        let to_send = {
-            let mut st = self.lock();
-            let Some(cp) = st.tasks.get_mut(id) else {
+        let Some((status, first)) = self.record(id, state, reason, message, healthy) else {
+            return;
+        };
+        // Durable, then sent (off the async workers: fsync may take milliseconds).
+        let agent = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            agent.persist_then_send(&id, first.then_some(status)).await;
+        });
+    }
+
+    /// Writes the task's checkpoint, then sends `status`. A failed checkpoint is logged and
+    /// retried, and the status is sent anyway: the master must learn what happened.
+    async fn persist_then_send(&self, id: &TaskId, status: Option<TaskStatus>) {
+        if let Err(e) = self.persist_blocking(id).await {
+            if self.stopped() {
                 return;
-            };
+            }
+            tracing::error!(task = %id, error = %e, "cannot checkpoint the task's status; will retry");
+        }
+        if let Some(s) = status {
+            self.send_update(s);
+        }
+    }
+
+    /// Records a new status in memory (neither durable nor sent yet); returns it and whether
+    /// it is the oldest unacknowledged one (to be sent now).
+    fn record(
+        &self,
+        id: &TaskId,
+        state: TaskState,
+        reason: Option<&str>,
+        message: Option<String>,
+        healthy: Option<bool>,
+    ) -> Option<(TaskStatus, bool)> {
+        {
+            let mut st = self.lock();
+            let cp = st.tasks.get_mut(id)?;
             if healthy.is_some() {
                 cp.healthy = healthy;
             }
@@ -965,16 +998,7 @@ impl Agent {
             cp.latest = status.clone();
             cp.pending.push_back(status.clone());
             let first = cp.pending.len() == 1;
-            drop(st);
-            if let Err(e) = self.persist(id) {
-                // The update is sent anyway (the master must learn what happened); the
-                // checkpoint is retried with the status updates.
-                tracing::error!(task = %id, state = ?state, error = %e, "cannot checkpoint the task's status update; will retry");
-            }
-            first.then_some(status)
-        };
-        if let Some(s) = to_send {
-            self.send_update(s);
+            Some((status, first))
         }
     }
 
@@ -1009,9 +1033,13 @@ impl Agent {
             }
         }
         if done.is_none() {
-            if let Err(e) = self.persist(id) {
-                tracing::error!(task = %id, error = %e, "cannot checkpoint an acknowledgement; will retry");
-            }
+            // The next update is sent once the acknowledgement (and so the next update,
+            // recorded before) is durable.
+            let agent = self.clone();
+            let id = id.clone();
+            tokio::spawn(async move { agent.persist_then_send(&id, next).await });
+        } else if let Some(s) = next {
+            self.send_update(s);
         }
         if let Some(cp) = done {
             let mut st = self.lock();
@@ -1019,9 +1047,6 @@ impl Agent {
             while st.completed.len() > COMPLETED_LIMIT {
                 st.completed.pop_front();
             }
-        }
-        if let Some(s) = next {
-            self.send_update(s);
         }
     }
 
@@ -1204,9 +1229,25 @@ impl Agent {
                 c.start_ticks = pid.and_then(proc_start).map(|(s, _)| s);
             }
         }
-        // What was started must be durable before it is reported; if it cannot be, it is
-        // ended now rather than left for a later agent to find untracked.
+        // The pid and TASK_RUNNING in one write. What was started must be durable before it
+        // is reported; if it cannot be, it is ended now rather than left for a later agent
+        // to find untracked.
+        let running = self.record(
+            &id,
+            TaskState::Running,
+            Some("REASON_TASK_STARTED"),
+            None,
+            None,
+        );
         if let Err(e) = self.persist_blocking(&id).await {
+            // TASK_RUNNING was never true for anyone: take it back.
+            if let Some((status, _)) = &running {
+                let mut st = self.lock();
+                if let Some(c) = st.tasks.get_mut(&id) {
+                    c.pending.retain(|s| s.uuid != status.uuid);
+                    c.state = TaskState::Staging;
+                }
+            }
             tracing::error!(task = %id, ?pid, error = %e, "cannot checkpoint the started task; killing it");
             if let Some(pid) = pid {
                 signal_group(pid, libc::SIGKILL);
@@ -1227,19 +1268,15 @@ impl Agent {
             );
             return;
         }
+        if let Some((status, true)) = running {
+            self.send_update(status);
+        }
         if self.lock().tasks.get(&id).is_some_and(|c| c.killing) {
             // A kill arrived while the process was being started.
             if let Some(pid) = pid {
                 signal_group(pid, libc::SIGKILL);
             }
         }
-        self.update(
-            &id,
-            TaskState::Running,
-            Some("REASON_TASK_STARTED"),
-            None,
-            None,
-        );
         if let Some(hc) = cp.info.health_check.clone() {
             let agent = self.clone();
             let id2 = id.clone();

@@ -131,7 +131,7 @@ struct Detached {
 }
 
 impl Detached {
-    fn start(master_url: &str, work: &Path) -> Detached {
+    fn start(master_url: &str, work: &Path, isolation: Isolation) -> Detached {
         let (master_url, work) = (master_url.to_string(), work.to_path_buf());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -141,7 +141,7 @@ impl Detached {
                 .enable_all()
                 .build()
                 .unwrap();
-            let (agent, _) = rt.block_on(start_agent(&master_url, &work, Isolation::None, 4.0));
+            let (agent, _) = rt.block_on(start_agent(&master_url, &work, isolation, 4.0));
             ready_tx.send(()).unwrap();
             let _ = stop_rx.recv();
             agent.shutdown();
@@ -337,7 +337,8 @@ async fn processes_without_a_complete_checkpoint_are_killed_at_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let work = std::fs::canonicalize(dir.path()).unwrap();
     let _cleanup = KillUnder(work.clone());
-    let agent = Detached::start(&c.master_url, &work);
+    // With cgroups isolation when the host allows: the task's cgroup goes too.
+    let agent = Detached::start(&c.master_url, &work, Isolation::Auto);
     let mut fw = Framework::new(&c.master);
     fw.launch(vec![shell_task(
         "crashed",
@@ -375,6 +376,21 @@ async fn processes_without_a_complete_checkpoint_are_killed_at_recovery() {
         .parse()
         .unwrap();
     assert!(alive(leader) && alive(child));
+    let run = sandbox.file_name().unwrap().to_str().unwrap().to_string();
+    let cgroup_dirs = || -> Vec<PathBuf> {
+        ["cpu", "memory", "pids", "."]
+            .iter()
+            .filter_map(|c| {
+                std::fs::read_dir(Path::new("/sys/fs/cgroup").join(c).join("dcos")).ok()
+            })
+            .flat_map(|rd| rd.flatten().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(&run))
+            .collect()
+    };
+    let cgroups = dcos_agent::cgroups::Cgroups::detect().is_ok();
+    if cgroups {
+        assert!(!cgroup_dirs().is_empty(), "the task runs in its cgroup");
+    }
 
     // The crash: the checkpoint written before the spawn is all there is.
     let cp_path = work.join("meta/tasks/crashed.json");
@@ -406,7 +422,7 @@ async fn processes_without_a_complete_checkpoint_are_killed_at_recovery() {
     let mut neighbour = spawn(&[(ENV_WORK_DIR, &other_dir), (ENV_RUN_ID, "x")]);
     let mut unrelated = spawn(&[]);
 
-    let (agent2, url2) = start_agent(&c.master_url, &work, Isolation::None, 4.0).await;
+    let (agent2, url2) = start_agent(&c.master_url, &work, Isolation::Auto, 4.0).await;
     assert!(tmp_files(&work).is_empty(), "{:?}", tmp_files(&work));
     let s = fw.wait_state("crashed", TaskState::Failed).await;
     assert!(
@@ -418,6 +434,12 @@ async fn processes_without_a_complete_checkpoint_are_killed_at_recovery() {
     })
     .await;
     assert!(agent_tasks(&url2).await.is_empty(), "no task runs");
+    if cgroups {
+        wait_until("the orphan's cgroups are removed", || {
+            cgroup_dirs().is_empty()
+        })
+        .await;
+    }
     assert!(!neighbour.exited(), "another agent's process");
     assert!(!unrelated.exited(), "an unrelated process");
     agent2.shutdown();
@@ -562,5 +584,24 @@ async fn internal_token_goes_to_the_master_only() {
             assert_eq!(token.as_deref(), Some("s3cr3t-token"), "{path}");
         }
     }
+    agent.shutdown();
+}
+
+/// `meta/tasks` removed under a running agent (seen as "cannot checkpoint task … No such file
+/// or directory"): the next checkpoint makes it again, so launches still run, tracked.
+#[tokio::test]
+async fn a_removed_checkpoint_folder_is_made_again() {
+    let c = start_master().await;
+    let dir = tempfile::tempdir().unwrap();
+    let work = std::fs::canonicalize(dir.path()).unwrap();
+    let _cleanup = KillUnder(work.clone());
+    let (agent, _) = start_agent(&c.master_url, &work, Isolation::None, 4.0).await;
+    std::fs::remove_dir_all(work.join("meta/tasks")).unwrap();
+    let mut fw = Framework::new(&c.master);
+    fw.launch(vec![shell_task("again", "sleep 1000")]).await;
+    fw.wait_state("again", TaskState::Running).await;
+    assert!(work.join("meta/tasks/again.json").exists());
+    fw.kill("again", Some(0.5));
+    fw.wait_state("again", TaskState::Killed).await;
     agent.shutdown();
 }

@@ -743,8 +743,8 @@ impl Master {
                     .commit_error
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = cause.clone();
-                let _ = (st, cause);
-                Ok(())
+                Self::fail(st, out, &cause);
+                Err(cause)
             }
         }
     }
@@ -841,9 +841,7 @@ impl Master {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .clone();
-            return Err(format!(
-                "the master's last store commit failed: {cause}"
-            ));
+            return Err(format!("the master's last store commit failed: {cause}"));
         }
         Ok(())
     }
@@ -1832,7 +1830,8 @@ impl Master {
                             }
                         }
                     };
-                    out.notices.push((fw_id.clone(), SchedulerEvent::Update(ev)));
+                    out.notices
+                        .push((fw_id.clone(), SchedulerEvent::Update(ev)));
                 }
             }
         }
@@ -1913,9 +1912,7 @@ impl Master {
         self.flush(out);
         self.trigger_allocation();
         stored.map_err(|cause| {
-            MasterError::Unavailable(format!(
-                "the master could not store the teardown: {cause}"
-            ))
+            MasterError::Unavailable(format!("the master could not store the teardown: {cause}"))
         })
     }
 }

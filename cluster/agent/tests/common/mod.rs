@@ -66,6 +66,8 @@ pub async fn start_agent(
     config.isolation = isolation;
     config.status_retry_interval = Duration::from_millis(500);
     config.register_retry_interval = Duration::from_millis(100);
+    // Benchmarks: the cost of fsync, measured by comparison.
+    config.fsync = std::env::var_os("DCOS_BENCH_NO_FSYNC").is_none();
     let agent = Agent::start(config).unwrap();
     let app = dcos_agent::router(agent.clone());
     tokio::spawn(async move {

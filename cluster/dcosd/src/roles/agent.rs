@@ -37,6 +37,7 @@ pub async fn start(
     ac.public = public;
     ac.isolation = config.isolation;
     ac.internal_token = config.internal_token.clone();
+    ac.fsync = config.fsync;
     let agent = Agent::start(ac).map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
     let app =
         crate::internal::protect(dcos_agent::router(agent.clone()), config.internal_token.as_deref());

@@ -49,7 +49,9 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<MasterHandle> {
         internal_token: config.internal_token.clone(),
         ..MasterConfig::default()
     };
-    let master = Master::start(master_config, store.clone(), Arc::new(HttpTransport::new()))
+    let transport = HttpTransport::with_internal_token(config.internal_token.as_deref())
+        .map_err(|e| anyhow::anyhow!("the master's HTTP client: {e}"))?;
+    let master = Master::start(master_config, store.clone(), Arc::new(transport))
         .map_err(|e| anyhow::anyhow!("starting the master: {e}"))?;
     let app = crate::internal::protect(
         dcos_master::router(master.clone()),
