@@ -131,9 +131,12 @@ fn the_archive_is_a_plain_tar_gz_with_fixed_metadata() {
     assert!(listing
         .lines()
         .any(|l| l.starts_with("-rwxr-xr-x") && l.ends_with("bin/dcosd")));
-    assert!(listing
-        .lines()
-        .any(|l| l.starts_with("-rw-r--r--") && l.ends_with("etc/roles/master.json")));
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("-rw-------") && l.ends_with("etc/roles/master.json")),
+        "role configs hold the internal credential: root only"
+    );
 }
 
 #[test]

@@ -55,12 +55,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.mesos_dns = args.mesos_dns;
     if let Some(m) = &args.marathon {
         let services = ServiceCache::new();
-        services.spawn_refresh(m, Duration::from_secs(2));
+        services.spawn_refresh(m, Duration::from_secs(2), None);
         cfg.services = Some(services);
     }
     if let Some(m) = &args.mesos {
         let agents = AgentCache::new();
-        agents.spawn_refresh(m, Duration::from_secs(2));
+        agents.spawn_refresh(m, Duration::from_secs(2), None);
         cfg.agents = Some(agents);
     }
     cfg.auth = match args.auth_store {

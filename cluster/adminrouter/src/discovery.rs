@@ -30,14 +30,17 @@ fn replace<T>(l: &RwLock<HashMap<String, T>>, map: HashMap<String, T>) {
     *l.write().unwrap_or_else(|p| p.into_inner()) = map;
 }
 
-async fn get_json(url: &str) -> Option<Value> {
+/// GETs `url` as JSON, with the cluster's internal credential when there is one (the master
+/// and Marathon require it when auth is on).
+async fn get_json(url: &str, internal_token: Option<&str>) -> Option<Value> {
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<Empty<Bytes>>();
     let uri: hyper::Uri = url.parse().ok()?;
-    let req = hyper::Request::get(uri)
-        .header("accept", "application/json")
-        .body(Empty::new())
-        .ok()?;
+    let mut req = hyper::Request::get(uri).header("accept", "application/json");
+    if let Some(t) = internal_token {
+        req = req.header(dcos_types::INTERNAL_TOKEN_HEADER, t);
+    }
+    let req = req.body(Empty::new()).ok()?;
     let resp = tokio::time::timeout(Duration::from_secs(10), client.request(req))
         .await
         .ok()?
@@ -127,6 +130,7 @@ impl ServiceCache {
         self: &Arc<Self>,
         marathon_base: &str,
         every: Duration,
+        internal_token: Option<String>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         let url = format!(
@@ -135,7 +139,7 @@ impl ServiceCache {
         );
         tokio::spawn(async move {
             loop {
-                if let Some(v) = get_json(&url).await {
+                if let Some(v) = get_json(&url, internal_token.as_deref()).await {
                     me.update_from_apps(&v);
                 }
                 tokio::time::sleep(every).await;
@@ -198,12 +202,13 @@ impl AgentCache {
         self: &Arc<Self>,
         mesos_base: &str,
         every: Duration,
+        internal_token: Option<String>,
     ) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         let url = format!("{}/master/state", mesos_base.trim_end_matches('/'));
         tokio::spawn(async move {
             loop {
-                if let Some(v) = get_json(&url).await {
+                if let Some(v) = get_json(&url, internal_token.as_deref()).await {
                     me.update_from_state(&v);
                 }
                 tokio::time::sleep(every).await;

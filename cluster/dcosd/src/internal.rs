@@ -74,16 +74,18 @@ pub fn new_token() -> String {
 pub fn protect(router: axum::Router, token: Option<&str>) -> axum::Router {
     let Some(token) = token else { return router };
     let token: Arc<[u8]> = Arc::from(token.as_bytes());
-    router.layer(axum::middleware::from_fn(move |req: Request, next: Next| {
-        let token = token.clone();
-        async move {
-            if presented(req.headers().get(INTERNAL_TOKEN_HEADER), &token) {
-                next.run(req).await
-            } else {
-                refused()
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
+            let token = token.clone();
+            async move {
+                if presented(req.headers().get(INTERNAL_TOKEN_HEADER), &token) {
+                    next.run(req).await
+                } else {
+                    refused()
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 /// Whether `value` is the token, compared in constant time.

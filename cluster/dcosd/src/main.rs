@@ -82,6 +82,7 @@ async fn run(top: Top) -> anyhow::Result<()> {
             init_logs(&args.log);
             let (config, extras) = args.resolve()?;
             let started = std::time::Instant::now();
+            let stop = dcosd::shutdown_signal();
             let node = dcosd::node::start(config, extras).await?;
             if let Some(url) = node.url() {
                 tracing::info!(
@@ -90,7 +91,7 @@ async fn run(top: Top) -> anyhow::Result<()> {
                 );
                 eprintln!("dcosd all-in-one: ready at {url}");
             }
-            dcosd::shutdown_signal().await;
+            stop.await;
             tracing::info!("shutting down");
             node.stop().await;
             Ok(())
@@ -98,10 +99,11 @@ async fn run(top: Top) -> anyhow::Result<()> {
         None => {
             let cli = top.node;
             init_logs(&cli.log);
+            let stop = dcosd::shutdown_signal();
             if let Some(path) = &cli.config {
                 let inst = dcosd::installed::load(path, &cli)?;
                 let node = dcosd::node::start_installed(inst).await?;
-                dcosd::shutdown_signal().await;
+                stop.await;
                 tracing::info!("shutting down");
                 node.stop().await;
                 return Ok(());
@@ -111,11 +113,11 @@ async fn run(top: Top) -> anyhow::Result<()> {
             if adminrouter || config.roles.contains(&dcosd::Role::Master) {
                 let extras = dcosd::node::Extras::for_cli(&cli, &config, adminrouter);
                 let node = dcosd::node::start(config, extras).await?;
-                dcosd::shutdown_signal().await;
+                stop.await;
                 node.stop().await;
                 return Ok(());
             }
-            dcosd::run(config, dcosd::shutdown_signal()).await
+            dcosd::run(config, stop).await
         }
     }
 }

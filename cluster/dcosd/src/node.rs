@@ -135,7 +135,8 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
             let health = Arc::new(move || {
                 // A component whose store refuses writes is unhealthy: it can serve reads but
                 // acknowledges no change until the store accepts writes again.
-                let store_ok = |r: Result<(), String>| r.map_err(|e| format!("its store refuses writes: {e}"));
+                let store_ok =
+                    |r: Result<(), String>| r.map_err(|e| format!("its store refuses writes: {e}"));
                 let registered = |fw: bool| {
                     if fw {
                         Ok(())

@@ -287,7 +287,11 @@ pub async fn start_adminrouter(
     cfg.metronome = Some(up.metronome);
     cfg.mesos = Some(up.mesos.clone());
     let agents = AgentCache::new();
-    let mut refreshers = vec![agents.spawn_refresh(&up.mesos, Duration::from_millis(500))];
+    let mut refreshers = vec![agents.spawn_refresh(
+        &up.mesos,
+        Duration::from_millis(500),
+        settings.internal_token.clone(),
+    )];
     cfg.agents = Some(agents);
     // `/service/<name>/`: straight from Marathon's state when it runs in this process (current
     // the moment a task turns healthy), else from a cache of its API refreshed twice a second.
@@ -295,7 +299,11 @@ pub async fn start_adminrouter(
         Some(m) => Arc::new(move |name: &str| m.service_endpoint(name)),
         None => {
             let services = ServiceCache::new();
-            refreshers.push(services.spawn_refresh(&up.marathon, Duration::from_millis(500)));
+            refreshers.push(services.spawn_refresh(
+                &up.marathon,
+                Duration::from_millis(500),
+                settings.internal_token.clone(),
+            ));
             services
         }
     });

@@ -146,7 +146,10 @@ async fn a_full_disk_loses_no_acknowledged_write_and_leaves_no_orphan() {
 
     let (s, body) = send(client().post(&apps).json(&app("/steady", 1))).await;
     assert_eq!(s, 201, "{body}");
-    wait_until("the first task runs", || async { running_tasks(&url).await == 1 }).await;
+    wait_until("the first task runs", || async {
+        running_tasks(&url).await == 1
+    })
+    .await;
 
     // The disk fills up. The log's last page may still have room for a record or two (tmpfs
     // allocates whole pages): apps without instances are accepted until the first refusal.
@@ -180,7 +183,10 @@ async fn a_full_disk_loses_no_acknowledged_write_and_leaves_no_orphan() {
         .flatten()
         .filter(|u| u["health"] != 0)
         .collect();
-    assert!(!unhealthy.is_empty(), "a store that refuses writes is unhealthy: {health}");
+    assert!(
+        !unhealthy.is_empty(),
+        "a store that refuses writes is unhealthy: {health}"
+    );
     // Nothing was launched for what could not be stored.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(marked_processes(), 1, "only the stored task runs");
@@ -203,25 +209,38 @@ async fn a_full_disk_loses_no_acknowledged_write_and_leaves_no_orphan() {
     )
     .await;
     assert_eq!(s, 200, "{body}");
-    wait_until("three tasks run", || async { running_tasks(&url).await == 3 }).await;
+    wait_until("three tasks run", || async {
+        running_tasks(&url).await == 3
+    })
+    .await;
     node.stop().await;
 
     let node = start(&work, false).await;
     let url = node.url().unwrap();
     let apps = format!("{url}/service/marathon/v2/apps");
     let (s, steady) = send(client().get(format!("{apps}/steady"))).await;
-    assert_eq!((s, &steady["app"]["instances"]), (200, &json!(2)), "{steady}");
+    assert_eq!(
+        (s, &steady["app"]["instances"]),
+        (200, &json!(2)),
+        "{steady}"
+    );
     let (s, _) = send(client().get(format!("{apps}/after"))).await;
     assert_eq!(s, 200, "the app created after the disk was freed survived");
     let (s, _) = send(client().get(format!("{apps}/refused"))).await;
     assert_eq!(s, 404);
     for id in &probes {
         let (s, _) = send(client().get(format!("{apps}{id}"))).await;
-        assert_eq!(s, 200, "{id} was acknowledged while the disk was nearly full");
+        assert_eq!(
+            s, 200,
+            "{id} was acknowledged while the disk was nearly full"
+        );
     }
     let (s, _) = send(client().get(format!("{url}/service/metronome/v1/jobs/after-job"))).await;
     assert_eq!(s, 200, "the job created after the disk was freed survived");
-    wait_until("the tasks are re-attached", || async { running_tasks(&url).await == 3 }).await;
+    wait_until("the tasks are re-attached", || async {
+        running_tasks(&url).await == 3
+    })
+    .await;
     assert_eq!(
         marked_processes(),
         3,
@@ -270,17 +289,32 @@ async fn with_auth_on_internal_ports_and_secret_files_are_closed_to_other_users(
     let url = node.url().unwrap();
     let services = node.services.as_ref().unwrap();
     let internal = [
-        ("master", format!("{}/master/state", node.node.master.as_ref().unwrap().url)),
+        (
+            "master",
+            format!("{}/master/state", node.node.master.as_ref().unwrap().url),
+        ),
         ("agent", format!("{}/state", node.node.agents[0].url)),
-        ("marathon", format!("{}/v2/apps", services.marathon_server.url)),
-        ("metronome", format!("{}/v1/jobs", services.metronome_server.url)),
-        ("cosmos", format!("{}/package/list", services.cosmos_server.url)),
+        (
+            "marathon",
+            format!("{}/v2/apps", services.marathon_server.url),
+        ),
+        (
+            "metronome",
+            format!("{}/v1/jobs", services.metronome_server.url),
+        ),
+        (
+            "cosmos",
+            format!("{}/package/list", services.cosmos_server.url),
+        ),
     ];
     for (name, u) in &internal {
         let (s, body) = send(client().get(u)).await;
         assert_eq!(s, 401, "{name} without the credential: {body}");
         assert!(
-            body["message"].as_str().unwrap_or("").contains("Admin Router"),
+            body["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("Admin Router"),
             "{name}: the refusal says where to go: {body}"
         );
         // A made-up credential is refused too.

@@ -1373,6 +1373,22 @@ impl Master {
                 });
             if known_stale || completed_stale {
                 tracing::debug!(task = %status.task_id, state = status.state.as_str(), "stale status update dropped");
+                // Acknowledge it, or the agent would resend it forever and hold back the
+                // task's later updates behind it (its queue is ordered).
+                if let Some(agent) = st.agents.get(&status.agent_id) {
+                    if !status.uuid.is_empty() {
+                        out.to_agents.push((
+                            agent.info.id.clone(),
+                            agent.base_url(),
+                            ToAgent::Ack(AckUpdate {
+                                task_id: status.task_id.clone(),
+                                uuid: status.uuid.clone(),
+                            }),
+                        ));
+                    }
+                }
+                drop(st);
+                self.flush(out);
                 return Ok(());
             }
             // A terminal update deletes the task's record: keep what to put back if that fails.

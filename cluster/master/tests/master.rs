@@ -961,3 +961,41 @@ async fn internal_token_is_sent_on_every_call_out() {
     assert_eq!(*seen.lock().unwrap(), vec![Some("s3cret".to_string())]);
     master.shutdown();
 }
+
+/// A late non-terminal update, resent by an agent after the task's terminal state reached the
+/// master (e.g. across an agent restart), is acknowledged to the agent: its update queue is
+/// ordered, and an update nobody acknowledges would hold back the task's later ones forever.
+#[tokio::test]
+async fn a_stale_update_is_acknowledged_to_the_agent() {
+    let rec = Arc::new(Recorder::default());
+    let store: SharedStore = Arc::new(EmbeddedStore::in_memory());
+    let master = Master::start(config(), store, rec.clone()).unwrap();
+    register(&master, agent_info("a1", 4.0, 4096.0), vec![]);
+    let sub = master.subscribe(framework("marathon")).unwrap();
+    let fid = sub.framework_id.clone();
+    let mut rx = sub.events;
+    let offer = next_offers(&mut rx).await.remove(0);
+    let t = task("t1", &offer.agent_id, 1.0, 64.0);
+    accept(&master, &fid, &offer, vec![t.clone()]);
+    let mut finished = running(&t);
+    finished.state = TaskState::Finished;
+    finished.uuid = "u-2".into();
+    master.status_update(finished).unwrap();
+    assert_eq!(next_update(&mut rx).await.state, TaskState::Finished);
+    let before = acks(&rec);
+    // The RUNNING update the agent never got an acknowledgement for arrives late.
+    master.status_update(running(&t)).unwrap();
+    let acked: Vec<String> = rec
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ToAgent::Ack(a) => Some(a.uuid.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(acks(&rec), before + 1, "{acked:?}");
+    assert_eq!(acked.last().map(String::as_str), Some("u-1"));
+    assert!(pending_updates(&mut rx).is_empty(), "not forwarded");
+}

@@ -24,7 +24,10 @@ fn run(fsync: bool, n: usize) -> (Duration, Duration, f64) {
     for i in 0..n {
         let t = Instant::now();
         store
-            .commit(vec![Op::put(format!("/bench/tasks/{}", i % 1000), value.clone())])
+            .commit(vec![Op::put(
+                format!("/bench/tasks/{}", i % 1000),
+                value.clone(),
+            )])
             .unwrap();
         lat.push(t.elapsed());
     }

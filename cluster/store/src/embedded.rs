@@ -94,10 +94,7 @@ impl LogFile for File {
 pub type LogOpener = Arc<dyn Fn(&Path) -> io::Result<Box<dyn LogFile>> + Send + Sync>;
 
 fn open_log_file(path: &Path) -> io::Result<Box<dyn LogFile>> {
-    let f = OpenOptions::new()
-        .append(true)
-        .mode(FILE_MODE)
-        .open(path)?;
+    let f = OpenOptions::new().append(true).mode(FILE_MODE).open(path)?;
     Ok(Box::new(f))
 }
 
@@ -300,7 +297,12 @@ impl EmbeddedStore {
     }
 
     /// Renames a prepared empty log into place and opens it for appending.
-    fn install_log(&self, dir: &Path, prepared: &Path, inner: &mut Inner) -> Result<(), StoreError> {
+    fn install_log(
+        &self,
+        dir: &Path,
+        prepared: &Path,
+        inner: &mut Inner,
+    ) -> Result<(), StoreError> {
         let wal_path = dir.join(WAL);
         fs::rename(prepared, &wal_path).map_err(|e| io_err(&wal_path, e))?;
         sync_dir(dir)?;
@@ -332,7 +334,8 @@ impl EmbeddedStore {
                 let mut header = Vec::with_capacity(WAL_HEADER as usize);
                 header.extend_from_slice(WAL_MAGIC);
                 header.extend_from_slice(&inner.epoch.to_le_bytes());
-                write_durably(&wal_tmp, &header).and_then(|_| self.install_log(&dir, &wal_tmp, inner))
+                write_durably(&wal_tmp, &header)
+                    .and_then(|_| self.install_log(&dir, &wal_tmp, inner))
             }
         };
         match repaired {
@@ -715,7 +718,8 @@ fn replay_wal(
             let epoch = u64::from_le_bytes(buf[8..16].try_into().unwrap_or_default());
             if epoch != s.epoch {
                 tracing::info!(
-                    log_epoch = epoch, snapshot_epoch = s.epoch,
+                    log_epoch = epoch,
+                    snapshot_epoch = s.epoch,
                     "store log predates the snapshot (a compaction was interrupted); discarding it"
                 );
                 return Ok(LogState::Replace);
@@ -1061,6 +1065,8 @@ mod faults {
         /// The next append writes this many bytes of its buffer, then fails with ENOSPC.
         append_budget: Option<usize>,
         fail_sync: bool,
+        /// Fail only the next fsync.
+        fail_next_sync: bool,
         fail_truncate: bool,
     }
 
@@ -1081,7 +1087,8 @@ mod faults {
             }
         }
         fn sync(&mut self) -> io::Result<()> {
-            if self.plan.lock().unwrap().fail_sync {
+            let mut plan = self.plan.lock().unwrap();
+            if plan.fail_sync || std::mem::take(&mut plan.fail_next_sync) {
                 return Err(io::Error::from_raw_os_error(5)); // EIO
             }
             self.file.sync_data()
@@ -1123,7 +1130,10 @@ mod faults {
             );
         }
         for key in refused {
-            assert!(s.get(key).unwrap().is_none(), "{key} was refused but is there");
+            assert!(
+                s.get(key).unwrap().is_none(),
+                "{key} was refused but is there"
+            );
         }
     }
 
@@ -1141,10 +1151,14 @@ mod faults {
                 .put("/c", value.to_vec(), Precondition::Absent)
                 .unwrap_err();
             assert!(matches!(err, StoreError::Io { .. }), "cut {cut}: {err}");
-            assert!(s.get("/c").unwrap().is_none(), "a refused write is not kept");
+            assert!(
+                s.get("/c").unwrap().is_none(),
+                "a refused write is not kept"
+            );
             // Space is back: later writes are acknowledged and must survive.
             s.put("/d", b"4".to_vec(), Precondition::Absent).unwrap();
-            s.put("/a", b"1b".to_vec(), Precondition::Version(1)).unwrap();
+            s.put("/a", b"1b".to_vec(), Precondition::Version(1))
+                .unwrap();
             drop(s);
             check_after_reopen(
                 dir.path(),
@@ -1163,11 +1177,15 @@ mod faults {
         plan.lock().unwrap().fail_sync = true;
         // The record reached the page cache but its fsync failed: it must not count, and it
         // must not come back after a restart either.
-        let err = s.put("/b", b"2".to_vec(), Precondition::Absent).unwrap_err();
-        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        // fsync still failing, the cut cannot be made durable either: the outcome is unknown
+        // until the log is repaired, and the error says so.
+        let err = s
+            .put("/b", b"2".to_vec(), Precondition::Absent)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("outcome is unknown"), "{err}");
         assert!(s.get("/b").unwrap().is_none());
-        // fsync still failing: the truncation cannot be made durable either, so writes are
-        // refused until it can.
+        // Writes are refused until the log is repaired.
         assert!(s.writable().is_err());
         assert!(s.put("/c", b"3".to_vec(), Precondition::Absent).is_err());
         plan.lock().unwrap().fail_sync = false;
@@ -1175,6 +1193,23 @@ mod faults {
         s.put("/d", b"4".to_vec(), Precondition::Absent).unwrap();
         drop(s);
         check_after_reopen(dir.path(), &[("/a", "1", 1), ("/d", "4", 1)], &["/b", "/c"]);
+    }
+
+    #[test]
+    fn a_single_failed_fsync_is_an_error_and_the_record_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Arc::new(Mutex::new(Plan::default()));
+        let s = faulty_store(dir.path(), &plan);
+        s.put("/a", b"1".to_vec(), Precondition::Absent).unwrap();
+        plan.lock().unwrap().fail_next_sync = true;
+        let err = s
+            .put("/b", b"2".to_vec(), Precondition::Absent)
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert!(s.writable().is_ok(), "the record was cut off durably");
+        s.put("/c", b"3".to_vec(), Precondition::Absent).unwrap();
+        drop(s);
+        check_after_reopen(dir.path(), &[("/a", "1", 1), ("/c", "3", 1)], &["/b"]);
     }
 
     #[test]
@@ -1191,7 +1226,9 @@ mod faults {
             }
             assert!(s.put("/b", b"2".to_vec(), Precondition::Absent).is_err());
             // The partial record is still in the file: nothing may be appended after it.
-            let err = s.put("/c", b"3".to_vec(), Precondition::Absent).unwrap_err();
+            let err = s
+                .put("/c", b"3".to_vec(), Precondition::Absent)
+                .unwrap_err();
             assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
             assert!(err.to_string().contains("refuses writes"), "{err}");
             assert!(s.writable().is_err());
@@ -1208,7 +1245,8 @@ mod faults {
         {
             let s = EmbeddedStore::open(dir.path()).unwrap();
             s.put("/a", b"1".to_vec(), Precondition::Absent).unwrap();
-            s.put("/a", b"2".to_vec(), Precondition::Version(1)).unwrap();
+            s.put("/a", b"2".to_vec(), Precondition::Version(1))
+                .unwrap();
         }
         // Simulate a crash after the snapshot of the next epoch landed but before the new log
         // replaced the old one: write that snapshot by hand from the current state.
@@ -1220,8 +1258,13 @@ mod faults {
         fs::write(dir.path().join(WAL), &old_wal).unwrap();
         let s = EmbeddedStore::open(dir.path()).unwrap();
         let e = s.get("/a").unwrap().unwrap();
-        assert_eq!((e.value.as_slice(), e.version), (&b"2"[..], 2), "not replayed twice");
-        s.put("/a", b"3".to_vec(), Precondition::Version(2)).unwrap();
+        assert_eq!(
+            (e.value.as_slice(), e.version),
+            (&b"2"[..], 2),
+            "not replayed twice"
+        );
+        s.put("/a", b"3".to_vec(), Precondition::Version(2))
+            .unwrap();
         drop(s);
         check_after_reopen(dir.path(), &[("/a", "3", 3)], &[]);
     }

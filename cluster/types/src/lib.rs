@@ -26,6 +26,12 @@ pub const ROLE_ANY: &str = "*";
 /// The role that public agents reserve all their resources for.
 pub const ROLE_PUBLIC: &str = "slave_public";
 
+/// The header that carries the cluster's internal credential on calls between components
+/// (Admin Router → Marathon/Metronome/Cosmos/master/agents, Cosmos → Marathon/master, agents ↔
+/// master). When auth is on, every internal port refuses a request without it; the Admin
+/// Router strips it from what clients send. See docs/security.md.
+pub const INTERNAL_TOKEN_HEADER: &str = "dcos-internal-token";
+
 macro_rules! id_type {
     ($name:ident) => {
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -622,8 +628,3 @@ mod tests {
     }
 }
 
-/// The header that carries the cluster's internal credential on calls between components
-/// (Admin Router → Marathon/Metronome/Cosmos/master/agents, Cosmos → Marathon/master, agents ↔
-/// master). When auth is on, every internal port refuses a request without it; the Admin
-/// Router strips it from what clients send. See docs/security.md.
-pub const INTERNAL_TOKEN_HEADER: &str = "dcos-internal-token";

@@ -39,8 +39,10 @@ pub async fn start(
     ac.internal_token = config.internal_token.clone();
     ac.fsync = config.fsync;
     let agent = Agent::start(ac).map_err(|e| anyhow::anyhow!("starting the agent: {e}"))?;
-    let app =
-        crate::internal::protect(dcos_agent::router(agent.clone()), config.internal_token.as_deref());
+    let app = crate::internal::protect(
+        dcos_agent::router(agent.clone()),
+        config.internal_token.as_deref(),
+    );
     let (tx, rx) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         let r = axum::serve(listener, app)
