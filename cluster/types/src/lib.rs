@@ -627,4 +627,3 @@ mod tests {
         assert_eq!(AttributeValue::Text("rack-1".into()).as_text(), "rack-1");
     }
 }
-
