@@ -1,10 +1,8 @@
-//! Postflight: which node serves which health endpoint, a minimal HTTP/1.1
-//! client (std only), and the evaluation of `/system/health/v1` answers.
+//! Postflight: which node serves which health endpoint, the HTTP client
+//! (reqwest, blocking), and the evaluation of `/system/health/v1` answers.
 
 use crate::genesis::GenesisConfig;
 use crate::node_config::InstallRole;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// A node postflight checks.
@@ -119,25 +117,97 @@ pub struct HttpUrl {
     pub path: String,
 }
 
-/// Parse an `http://` URL (https is not supported by this minimal client).
-pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
+/// Why a postflight request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Not an `http://` URL.
+    #[error("{0}: only http:// URLs are supported")]
+    NotHttp(String),
+    /// The port is not a number 0-65535.
+    #[error("{url}: bad port '{port}'")]
+    BadPort {
+        /// The URL.
+        url: String,
+        /// The port as written.
+        port: String,
+    },
+    /// No host in the URL.
+    #[error("{0}: no host")]
+    NoHost(String),
+    /// The HTTP client could not be set up.
+    #[error("cannot set up the HTTP client: {0}")]
+    Client(String),
+    /// No connection (refused, unreachable, connect timeout).
+    #[error("cannot connect to {addr}: {reason}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The connection was made but the answer did not come in time.
+    #[error("cannot read from {addr}: timed out after {timeout:?}")]
+    Timeout {
+        /// `host:port`.
+        addr: String,
+        /// The request timeout.
+        timeout: Duration,
+    },
+    /// Any other failure sending the request or reading the answer.
+    #[error("cannot read from {addr}: {reason}")]
+    Io {
+        /// `host:port`.
+        addr: String,
+        /// The cause.
+        reason: String,
+    },
+}
+
+/// Why logging in at a master failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The request failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The login was refused.
+    #[error("login at {url} failed: HTTP {status}: {body}")]
+    Refused {
+        /// The login URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The answer, on one line.
+        body: String,
+    },
+    /// The answer is not JSON.
+    #[error("login answer is not JSON: {0}")]
+    NotJson(#[from] serde_json::Error),
+    /// The answer has no `token`.
+    #[error("login answer has no token")]
+    NoToken,
+}
+
+/// Parse an `http://` URL (postflight only speaks plain HTTP to nodes).
+pub fn parse_http_url(url: &str) -> Result<HttpUrl, HttpError> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| format!("{url}: only http:// URLs are supported"))?;
+        .ok_or_else(|| HttpError::NotHttp(url.to_string()))?;
     let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
+        Some(i) => rest.split_at(i),
         None => (rest, "/"),
     };
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (
             h.to_string(),
-            p.parse::<u16>()
-                .map_err(|_| format!("{url}: bad port '{p}'"))?,
+            p.parse::<u16>().map_err(|_| HttpError::BadPort {
+                url: url.to_string(),
+                port: p.to_string(),
+            })?,
         ),
         None => (authority.to_string(), 80),
     };
     if host.is_empty() {
-        return Err(format!("{url}: no host"));
+        return Err(HttpError::NoHost(url.to_string()));
     }
     Ok(HttpUrl {
         host,
@@ -146,113 +216,110 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, String> {
     })
 }
 
-fn decode_chunked(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("bad chunked encoding")?;
-        let size_str = std::str::from_utf8(&body[..line_end]).map_err(|_| "bad chunk size")?;
-        let size_str = size_str.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_str, 16).map_err(|_| "bad chunk size")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = body.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).ok_or("truncated chunk")?;
+/// The innermost cause of an error (reqwest wraps hyper wraps io), for messages
+/// like "Connection refused (os error 111)".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
     }
+    cur.to_string()
 }
 
-/// One HTTP/1.1 request (`Connection: close`); returns status and body.
-pub fn http_request(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
+/// The blocking HTTP client postflight uses: `timeout` for connecting and for
+/// each whole exchange; no proxy (nodes are addressed directly; `HTTP_PROXY`
+/// is not consulted), no redirects, header names in Title-Case
+/// (`Authorization: token=…`).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::blocking::Client,
     timeout: Duration,
-) -> Result<(u16, String), String> {
-    let u = parse_http_url(url)?;
-    let addr = (u.host.as_str(), u.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {}: {e}", u.host))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {}", u.host))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    let mut req = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nAccept: application/json\r\nUser-Agent: dcos-installer\r\n",
-        u.path, u.host, u.port
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+}
+
+impl HttpClient {
+    /// A client whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Result<Self, HttpError> {
+        let inner = reqwest::blocking::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .http1_title_case_headers()
+            .user_agent("dcos-installer")
+            .build()
+            .map_err(|e| HttpError::Client(root_cause(&e)))?;
+        Ok(Self { inner, timeout })
     }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+
+    /// One request to an `http://` URL; returns status and body (lossy UTF-8).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Result<(u16, String), HttpError> {
+        let u = parse_http_url(url)?;
+        let addr = format!("{}:{}", u.host, u.port);
+        let mut req = self
+            .inner
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b.to_string());
+        }
+        let failed = |e: reqwest::Error| {
+            if e.is_connect() {
+                HttpError::Connect {
+                    addr: addr.clone(),
+                    reason: root_cause(&e),
+                }
+            } else if e.is_timeout() {
+                HttpError::Timeout {
+                    addr: addr.clone(),
+                    timeout: self.timeout,
+                }
+            } else {
+                HttpError::Io {
+                    addr: addr.clone(),
+                    reason: root_cause(&e),
+                }
+            }
+        };
+        let resp = req.send().map_err(failed)?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().map_err(failed)?;
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
-    req.push_str("\r\n");
-    if let Some(b) = body {
-        req.push_str(b);
-    }
-    s.write_all(req.as_bytes())
-        .map_err(|e| format!("cannot send to {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("cannot read from {addr}: {e}"))?;
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{addr}: malformed HTTP response"))?;
-    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("{addr}: malformed HTTP status line"))?;
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    let body_bytes = &raw[head_end + 4..];
-    let body = if chunked {
-        decode_chunked(body_bytes).map_err(|e| format!("{addr}: {e}"))?
-    } else {
-        body_bytes.to_vec()
-    };
-    Ok((status, String::from_utf8_lossy(&body).to_string()))
 }
 
 /// Log in at a master's Admin Router; returns the token.
 pub fn login(
+    http: &HttpClient,
     master_base: &str,
     uid: &str,
     password: &str,
-    timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, LoginError> {
     let body = serde_json::json!({"uid": uid, "password": password}).to_string();
     let url = format!("{master_base}/acs/api/v1/auth/login");
-    let (status, text) = http_request("POST", &url, &[], Some(&body), timeout)?;
+    let (status, text) = http.request(reqwest::Method::POST, &url, &[], Some(&body))?;
     if status != 200 {
-        return Err(format!(
-            "login at {url} failed: HTTP {status}: {}",
-            one_line(&text)
-        ));
+        return Err(LoginError::Refused {
+            url,
+            status,
+            body: one_line(&text),
+        });
     }
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("login answer is not JSON: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text)?;
     v.get("token")
         .and_then(|t| t.as_str())
         .map(str::to_string)
-        .ok_or_else(|| "login answer has no token".to_string())
+        .ok_or(LoginError::NoToken)
 }
 
 /// Result of checking one node.
@@ -265,15 +332,15 @@ pub struct NodeReport {
 }
 
 /// Check one node once.
-pub fn check_node(t: &Target, token: Option<&str>, timeout: Duration) -> NodeReport {
+pub fn check_node(http: &HttpClient, t: &Target, token: Option<&str>) -> NodeReport {
     let auth = token.map(|t| format!("token={t}"));
     let headers: Vec<(&str, &str)> = match (&auth, t.role) {
         (Some(a), InstallRole::Master) => vec![("Authorization", a.as_str())],
         _ => vec![],
     };
-    let result = match http_request("GET", &t.url, &headers, None, timeout) {
+    let result = match http.request(reqwest::Method::GET, &t.url, &headers, None) {
         Ok((status, body)) => evaluate(t.role, status, &body),
-        Err(e) => Err(vec![e]),
+        Err(e) => Err(vec![e.to_string()]),
     };
     NodeReport {
         target: t.clone(),

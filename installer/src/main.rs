@@ -214,7 +214,7 @@ fn postflight(
     let cfg = genesis::load_genconf(genconf_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let targets = health::targets(&cfg);
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let req_timeout = Duration::from_secs(5);
+    let http = health::HttpClient::new(Duration::from_secs(5))?;
     let t0 = Instant::now();
     loop {
         let mut token = None;
@@ -222,9 +222,9 @@ fn postflight(
         if cfg.oauth_enabled {
             match (&username, &password, cfg.master_list.first()) {
                 (Some(u), Some(p), Some(m)) => {
-                    match health::login(&format!("http://{m}:{}", cfg.ports.adminrouter), u, p, req_timeout) {
+                    match health::login(&http, &format!("http://{m}:{}", cfg.ports.adminrouter), u, p) {
                         Ok(t) => token = Some(t),
-                        Err(e) => login_err = Some(e),
+                        Err(e) => login_err = Some(e.to_string()),
                     }
                 }
                 _ => login_err = Some("oauth_enabled is true: pass --username and --password (or DCOS_INSTALLER_USERNAME/PASSWORD)".to_string()),
@@ -232,7 +232,7 @@ fn postflight(
         }
         let reports: Vec<_> = targets
             .iter()
-            .map(|t| health::check_node(t, token.as_deref(), req_timeout))
+            .map(|t| health::check_node(&http, t, token.as_deref()))
             .collect();
         let all_ok = reports.iter().all(|r| r.result.is_ok());
         if all_ok || once || Instant::now() >= deadline {

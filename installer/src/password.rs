@@ -57,19 +57,28 @@ pub fn hash_password_deterministic(
     hash_with_salt(password, &digest[..16])
 }
 
+/// Why a string is not an acceptable superuser password hash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhcError {
+    /// Not a PHC string at all.
+    #[error("not a PHC string ({0}); expected $argon2id$v=19$m=…,t=…,p=…$<salt>$<hash> from `dcos-installer hash-password`")]
+    NotPhc(String),
+    /// A PHC string of another algorithm.
+    #[error("algorithm '{0}' is not accepted; use argon2id")]
+    Algorithm(String),
+    /// Salt or hash missing.
+    #[error("PHC string lacks a salt or a hash")]
+    Incomplete,
+}
+
 /// Check that `phc` is a well-formed argon2id PHC string.
-pub fn check_phc(phc: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(phc).map_err(|e| {
-        format!("not a PHC string ({e}); expected $argon2id$v=19$m=…,t=…,p=…$<salt>$<hash> from `dcos-installer hash-password`")
-    })?;
+pub fn check_phc(phc: &str) -> Result<(), PhcError> {
+    let parsed = PasswordHash::new(phc).map_err(|e| PhcError::NotPhc(e.to_string()))?;
     if parsed.algorithm.as_str() != "argon2id" {
-        return Err(format!(
-            "algorithm '{}' is not accepted; use argon2id",
-            parsed.algorithm
-        ));
+        return Err(PhcError::Algorithm(parsed.algorithm.to_string()));
     }
     if parsed.hash.is_none() || parsed.salt.is_none() {
-        return Err("PHC string lacks a salt or a hash".into());
+        return Err(PhcError::Incomplete);
     }
     Ok(())
 }

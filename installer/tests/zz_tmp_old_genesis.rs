@@ -1,9 +1,9 @@
-//! Genesis configuration: `genconf/config.yaml` + `genconf/ip-detect`.
-//!
-//! Parsing never stops at the first problem: every problem is collected with
-//! the key it concerns and the reason, and reported at once.
+// Genesis configuration: `genconf/config.yaml` + `genconf/ip-detect`.
+//
+// Parsing never stops at the first problem: every problem is collected with
+// the key it concerns and the reason, and reported at once.
 
-use crate::node_config::{Ports, Repository};
+use dcos_installer::node_config::{Ports, Repository};
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::fmt;
@@ -679,7 +679,7 @@ pub fn parse_config(
                 }
             }
             if let Some(h) = h {
-                if let Err(e) = crate::password::check_phc(h) {
+                if let Err(e) = dcos_installer::password::check_phc(h).map_err(|e| e.to_string()) {
                     ctx.err("superuser_password_hash", e);
                 } else if valid_uid {
                     superuser = Some((u.clone(), SuperuserPassword::Hash(h.clone())));
@@ -769,10 +769,10 @@ pub fn parse_config(
         }
     }
     if ports_ok {
-        for role in crate::node_config::InstallRole::ALL {
+        for role in dcos_installer::node_config::InstallRole::ALL {
             let mut seen = BTreeSet::new();
             let all = match role {
-                crate::node_config::InstallRole::Master => vec![
+                dcos_installer::node_config::InstallRole::Master => vec![
                     ("adminrouter", ports.adminrouter),
                     ("adminrouter_tls", ports.adminrouter_tls),
                     ("master", ports.master),
