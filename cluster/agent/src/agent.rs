@@ -1142,17 +1142,22 @@ impl Agent {
         }
     }
 
+    /// A task whose checkpoint could not be written ends TASK_FAILED, naming the cause.
+    fn fail_uncheckpointed(&self, id: &TaskId, e: &dyn std::fmt::Display) {
+        self.finish(
+            id,
+            TaskState::Failed,
+            "REASON_CONTAINER_LAUNCH_FAILED",
+            format!("cannot checkpoint the task: {e}"),
+        );
+    }
+
     async fn run_task(self, id: TaskId) {
         // Nothing runs before the task is durable: a task the agent cannot checkpoint
         // would be forgotten by the next agent while its process runs on.
         if let Err(e) = self.persist_blocking(&id).await {
             tracing::error!(task = %id, error = %e, "cannot checkpoint the task; not starting it");
-            self.finish(
-                &id,
-                TaskState::Failed,
-                "REASON_CONTAINER_LAUNCH_FAILED",
-                format!("cannot checkpoint the task: {e}"),
-            );
+            self.fail_uncheckpointed(&id, &e);
             return;
         }
         let Some(cp) = self.lock().tasks.get(&id).cloned() else {
@@ -1260,12 +1265,7 @@ impl Agent {
             if let Some(pid) = pid {
                 end_group(pid).await;
             }
-            self.finish(
-                &id,
-                TaskState::Failed,
-                "REASON_CONTAINER_LAUNCH_FAILED",
-                format!("cannot checkpoint the task: {e}"),
-            );
+            self.fail_uncheckpointed(&id, &e);
             return;
         }
         if let Some((status, true)) = running {

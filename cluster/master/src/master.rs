@@ -252,6 +252,22 @@ fn decode_all<T: serde::de::DeserializeOwned>(
 }
 
 /// Store key segment for an id: ids may contain `/`, `.` or other characters.
+/// Acknowledges `status` to the agent that sent it (an update no framework will acknowledge).
+fn ack_to_agent(st: &State, status: &TaskStatus, out: &mut Outbox) {
+    if let Some(agent) = st.agents.get(&status.agent_id) {
+        if !status.uuid.is_empty() {
+            out.to_agents.push((
+                agent.info.id.clone(),
+                agent.base_url(),
+                ToAgent::Ack(AckUpdate {
+                    task_id: status.task_id.clone(),
+                    uuid: status.uuid.clone(),
+                }),
+            ));
+        }
+    }
+}
+
 fn key_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     for b in id.bytes() {
@@ -1375,18 +1391,7 @@ impl Master {
                 tracing::debug!(task = %status.task_id, state = status.state.as_str(), "stale status update dropped");
                 // Acknowledge it, or the agent would resend it forever and hold back the
                 // task's later updates behind it (its queue is ordered).
-                if let Some(agent) = st.agents.get(&status.agent_id) {
-                    if !status.uuid.is_empty() {
-                        out.to_agents.push((
-                            agent.info.id.clone(),
-                            agent.base_url(),
-                            ToAgent::Ack(AckUpdate {
-                                task_id: status.task_id.clone(),
-                                uuid: status.uuid.clone(),
-                            }),
-                        ));
-                    }
-                }
+                ack_to_agent(&st, &status, &mut out);
                 drop(st);
                 self.flush(out);
                 return Ok(());
@@ -1420,18 +1425,7 @@ impl Master {
                 }
                 _ => {
                     // Nobody will acknowledge this update: acknowledge it ourselves.
-                    if let Some(agent) = st.agents.get(&status.agent_id) {
-                        if !status.uuid.is_empty() {
-                            out.to_agents.push((
-                                agent.info.id.clone(),
-                                agent.base_url(),
-                                ToAgent::Ack(AckUpdate {
-                                    task_id: status.task_id.clone(),
-                                    uuid: status.uuid.clone(),
-                                }),
-                            ));
-                        }
-                    }
+                    ack_to_agent(&st, &status, &mut out);
                 }
             }
             // An update whose change is not stored is refused: not forwarded, not
