@@ -231,7 +231,16 @@ impl Api {
             )),
             _ => None,
         };
-        CliError::Failed { message, hint }
+        let error_type = json
+            .as_ref()
+            .and_then(|j| j.get("type"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        CliError::Failed {
+            message,
+            hint,
+            error_type,
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub enum CliError {
     Failed {
         message: String,
         hint: Option<String>,
+        /// The server's error `type` (Cosmos: `PackageAlreadyInstalled`, `AmbiguousAppId`, …).
+        error_type: Option<String>,
     },
 }
 
@@ -42,6 +44,7 @@ impl CliError {
         CliError::Failed {
             message: message.into(),
             hint: None,
+            error_type: None,
         }
     }
 
@@ -49,6 +52,7 @@ impl CliError {
         CliError::Failed {
             message: message.into(),
             hint: Some(hint.into()),
+            error_type: None,
         }
     }
 
@@ -74,6 +78,14 @@ impl CliError {
             | CliError::Unreachable { message, .. }
             | CliError::Auth { message, .. }
             | CliError::Failed { message, .. } => message,
+        }
+    }
+
+    /// The server's error `type`, when it answered with a typed error body.
+    pub fn error_type(&self) -> Option<&str> {
+        match self {
+            CliError::Failed { error_type, .. } => error_type.as_deref(),
+            _ => None,
         }
     }
 

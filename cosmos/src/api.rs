@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cosmos_render::labels;
+use cosmos_render::{labels, PackageRenderer};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -56,6 +56,59 @@ pub fn validate_rpc<T: DeserializeOwned>(
     match (decoded, negotiated) {
         (Some(d), Some(n)) => Ok((d, n)),
         _ => Err(CosmosError::unhandled("request validation failed")),
+    }
+}
+
+/// A request body type of an RPC, with its media types (contract §1).
+pub trait RpcRequest: DeserializeOwned + Send {
+    /// The Content-Type the request must be sent with.
+    fn request_type() -> MediaType;
+    /// The response types offered, best first.
+    fn response_types() -> Vec<MediaType>;
+}
+
+/// Declares the media types of an RPC request type.
+macro_rules! rpc {
+    ($t:ty, $req:expr => $($resp:expr),+) => {
+        impl RpcRequest for $t {
+            fn request_type() -> MediaType {
+                $req
+            }
+            fn response_types() -> Vec<MediaType> {
+                vec![$($resp),+]
+            }
+        }
+    };
+}
+
+/// The extractor of every RPC: Accept, Content-Type and body validated together (all failures
+/// reported, in that order, see [`validate_rpc`]), the body decoded and the response type
+/// negotiated. Handlers only parse (this), call, and render.
+pub struct Rpc<T> {
+    /// The decoded request body.
+    pub body: T,
+    /// The negotiated response media type.
+    pub media: MediaType,
+    /// The request headers (Authorization, Host, X-Forwarded-Proto).
+    pub headers: HeaderMap,
+}
+
+impl<S: Send + Sync, T: RpcRequest> FromRequest<S> for Rpc<T> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (body, media) =
+            validate_rpc(&headers, &bytes, &T::request_type(), &T::response_types())
+                .map_err(IntoResponse::into_response)?;
+        Ok(Rpc {
+            body,
+            media,
+            headers,
+        })
     }
 }
 
@@ -176,8 +229,7 @@ fn base_url(headers: &HeaderMap) -> CosmosResult<String> {
                 "http" | "https" => s,
                 _ => {
                     return Err(CosmosError::new(
-                        400,
-                        "not_valid",
+                        CosmosError::NotValid,
                         format!("Unable to determine scheme used to contact service: [{s}]"),
                         None,
                     ))
@@ -266,17 +318,20 @@ mod tests {
 }
 
 #[derive(Deserialize)]
-struct SearchRequest {
+pub(crate) struct SearchRequest {
     query: Option<String>,
 }
 
-pub async fn search(State(c): Shared, headers: HeaderMap, body: Bytes) -> CosmosResult<Response> {
-    let (req, m): (SearchRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("search-request", "v1"),
-        &[p("search-response", "v1")],
-    )?;
+rpc!(SearchRequest, p("search-request", "v1") => p("search-response", "v1"));
+
+pub(crate) async fn search(
+    State(c): Shared,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<SearchRequest>,
+) -> CosmosResult<Response> {
     let base = base_url(&headers)?;
     let coll = c.collection().await?;
     let fragments = coll.search_fragments(&base, |group| {
@@ -299,13 +354,13 @@ pub async fn search(State(c): Shared, headers: HeaderMap, body: Bytes) -> Cosmos
 
 /// One SearchResult (contract §1.2).
 pub fn search_result(group: &[Entry], base: &str) -> Value {
-    let first = &group[0].pkg.value;
+    let first = group[0].pkg.json();
     let mut r = Map::new();
-    r.insert("name".into(), first["name"].clone());
-    r.insert("currentVersion".into(), first["version"].clone());
+    r.insert("name".into(), Value::from(group[0].pkg.name()));
+    r.insert("currentVersion".into(), Value::from(group[0].pkg.version()));
     let versions: Map<String, Value> = group
         .iter()
-        .map(|e| (e.pkg.version.clone(), Value::from(e.pkg.release)))
+        .map(|e| (e.pkg.version().to_string(), Value::from(e.pkg.release())))
         .collect();
     r.insert("versions".into(), Value::Object(versions));
     r.insert(
@@ -329,7 +384,8 @@ pub fn search_result(group: &[Entry], base: &str) -> Value {
         r.insert("selected".into(), sel.clone());
     }
     let images = first
-        .pointer("/resource/images")
+        .get("resource")
+        .and_then(|r| r.get("images"))
         .or_else(|| first.get("images"))
         .cloned();
     if let Some(mut images) = images {
@@ -341,22 +397,25 @@ pub fn search_result(group: &[Entry], base: &str) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DescribeRequest {
+pub(crate) struct DescribeRequest {
     package_name: String,
     package_version: Option<String>,
 }
 
-pub async fn describe(State(c): Shared, headers: HeaderMap, body: Bytes) -> CosmosResult<Response> {
-    let (req, m): (DescribeRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("describe-request", "v1"),
-        &[p("describe-response", "v3"), p("describe-response", "v2")],
-    )?;
+rpc!(DescribeRequest, p("describe-request", "v1") => p("describe-response", "v3"), p("describe-response", "v2"));
+
+pub(crate) async fn describe(
+    State(c): Shared,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<DescribeRequest>,
+) -> CosmosResult<Response> {
     let base = base_url(&headers)?;
     let coll = c.collection().await?;
     let entry = coll.resolve(&req.package_name, req.package_version.as_deref())?;
-    let pkg = urls::rewrite_package(&entry.pkg.value, &base);
+    let pkg = urls::rewrite_package_map(entry.pkg.json(), &base);
     if m.param("version") == Some("v2") {
         Ok(ok(&m, describe_v2(&pkg)?))
     } else {
@@ -430,23 +489,22 @@ pub fn describe_v2(pkg: &Value) -> CosmosResult<Value> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListVersionsRequest {
+pub(crate) struct ListVersionsRequest {
     package_name: String,
     #[allow(dead_code)]
     include_package_versions: bool,
 }
 
-pub async fn list_versions(
+rpc!(ListVersionsRequest, p("list-versions-request", "v1") => p("list-versions-response", "v1"));
+
+pub(crate) async fn list_versions(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        ..
+    }: Rpc<ListVersionsRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (ListVersionsRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("list-versions-request", "v1"),
-        &[p("list-versions-response", "v1")],
-    )?;
     let coll = c.collection().await?;
     let all = coll.versions_of(&req.package_name);
     if all.is_empty() {
@@ -456,8 +514,8 @@ pub async fn list_versions(
         .iter()
         .map(|e| {
             (
-                e.pkg.version.clone(),
-                Value::String(e.pkg.release.to_string()),
+                e.pkg.version().to_string(),
+                Value::String(e.pkg.release().to_string()),
             )
         })
         .collect();
@@ -467,7 +525,8 @@ pub async fn list_versions(
 // ---------------------------------------------------------------------------------------------
 // render / install
 
-/// Renders an entry into a decorated Marathon app (contract §3).
+/// Renders an entry into a decorated Marathon app (contract §3). The labels are
+/// [`labels::decorate_for`]'s, with the definition label encoded once per package version.
 pub fn render_package(
     pkg: &RepoPackage,
     source: &str,
@@ -475,48 +534,62 @@ pub fn render_package(
     app_id: Option<&str>,
 ) -> CosmosResult<Map<String, Value>> {
     let renderer = match pkg.renderer() {
-        None => return Err(CosmosError::template_not_found(&pkg.name, &pkg.version)),
+        None => return Err(CosmosError::template_not_found(pkg.name(), pkg.version())),
         Some(r) => r?,
     };
-    let mut app = renderer.render(options)?;
-    if let Some(id) = app_id {
-        app.insert("id".into(), Value::String(labels::normalize_app_id(id)));
-    }
-    let mut lbls = match app.remove("labels") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
+    let app = renderer.render(options)?;
+    Ok(labels::decorate_for(
+        app,
+        &pkg.label_identity(),
+        source,
+        options,
+        app_id,
+    ))
+}
+
+/// Renders the package of a running app (read from its definition label, so it is used as
+/// it was installed, without the repository index checks) with [`labels::decorate`].
+fn render_installed(
+    pkg: &Value,
+    source: &str,
+    options: Option<&Value>,
+) -> CosmosResult<Map<String, Value>> {
+    let field = |k: &str| pkg.get(k).and_then(Value::as_str).unwrap_or("");
+    let Some(b64) = pkg
+        .get("marathon")
+        .and_then(|m| m.get("v2AppMustacheTemplate"))
+        .and_then(Value::as_str)
+    else {
+        return Err(CosmosError::template_not_found(
+            field("name"),
+            field("version"),
+        ));
     };
-    lbls.insert(labels::NAME.into(), Value::String(pkg.name.clone()));
-    lbls.insert(labels::VERSION.into(), Value::String(pkg.version.clone()));
-    lbls.insert(labels::SOURCE.into(), Value::String(source.to_string()));
-    lbls.insert(
-        labels::OPTIONS.into(),
-        Value::String(labels::encode_options(options)),
-    );
-    lbls.insert(
-        labels::DEFINITION.into(),
-        Value::String(pkg.definition_label().to_string()),
-    );
-    app.insert("labels".into(), Value::Object(lbls));
-    Ok(app)
+    let text = cosmos_render::decode_template(b64)?;
+    let renderer = PackageRenderer::new(&text, pkg.get("config"), pkg.get("resource"))?;
+    let app = renderer.render(options)?;
+    Ok(labels::decorate(app, pkg, source, options, None))
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RenderRequest {
+pub(crate) struct RenderRequest {
     package_name: String,
     package_version: Option<String>,
     options: Option<Map<String, Value>>,
     app_id: Option<String>,
 }
 
-pub async fn render(State(c): Shared, headers: HeaderMap, body: Bytes) -> CosmosResult<Response> {
-    let (req, m): (RenderRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("render-request", "v1"),
-        &[p("render-response", "v1")],
-    )?;
+rpc!(RenderRequest, p("render-request", "v1") => p("render-response", "v1"));
+
+pub(crate) async fn render(
+    State(c): Shared,
+    Rpc {
+        body: req,
+        media: m,
+        ..
+    }: Rpc<RenderRequest>,
+) -> CosmosResult<Response> {
     let coll = c.collection().await?;
     let entry = coll.resolve(&req.package_name, req.package_version.as_deref())?;
     let options = req.options.map(Value::Object);
@@ -531,7 +604,7 @@ pub async fn render(State(c): Shared, headers: HeaderMap, body: Bytes) -> Cosmos
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct InstallRequest {
+pub(crate) struct InstallRequest {
     package_name: String,
     package_version: Option<String>,
     options: Option<Map<String, Value>>,
@@ -540,13 +613,16 @@ struct InstallRequest {
     manager_id: Option<String>,
 }
 
-pub async fn install(State(c): Shared, headers: HeaderMap, body: Bytes) -> CosmosResult<Response> {
-    let (req, m): (InstallRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("install-request", "v1"),
-        &[p("install-response", "v2"), p("install-response", "v1")],
-    )?;
+rpc!(InstallRequest, p("install-request", "v1") => p("install-response", "v2"), p("install-response", "v1"));
+
+pub(crate) async fn install(
+    State(c): Shared,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<InstallRequest>,
+) -> CosmosResult<Response> {
     let v1 = m.param("version") == Some("v1");
     let base = base_url(&headers)?;
     let routed_body = || {
@@ -563,23 +639,28 @@ pub async fn install(State(c): Shared, headers: HeaderMap, body: Bytes) -> Cosmo
     let entry = coll.resolve(&req.package_name, req.package_version.as_deref())?;
     let pkg = &entry.pkg;
     if c.config.admin_router_url.is_some() && req.package_version.is_some() {
-        if let Some(mgr) = crate::manager::declared_manager(&pkg.value) {
+        if let Some(mgr) = crate::manager::declared_manager(pkg.json()) {
             let answer = install_via_manager(&c, &headers, mgr, &routed_body()).await?;
             return Ok(ok(&m, install_answer(answer, v1)));
         }
     }
-    let cli = pkg.value.pointer("/resource/cli").cloned().map(|mut cli| {
-        urls::rewrite_cli(&mut cli, &base);
-        cli
-    });
-    let notes = pkg.value.get("postInstallNotes").cloned();
+    let cli = pkg
+        .def
+        .resource()
+        .and_then(|r| r.get("cli"))
+        .cloned()
+        .map(|mut cli| {
+            urls::rewrite_cli(&mut cli, &base);
+            cli
+        });
+    let notes = pkg.get("postInstallNotes").cloned();
     if !pkg.has_template() {
         if v1 {
-            return Err(CosmosError::template_not_found(&pkg.name, &pkg.version));
+            return Err(CosmosError::template_not_found(pkg.name(), pkg.version()));
         }
         return Ok(ok(
             &m,
-            json!({"packageName": pkg.name, "packageVersion": pkg.version,
+            json!({"packageName": pkg.name(), "packageVersion": pkg.version(),
                    "postInstallNotes": notes, "cli": cli}),
         ));
     }
@@ -599,16 +680,16 @@ pub async fn install(State(c): Shared, headers: HeaderMap, body: Bytes) -> Cosmo
         .and_then(Value::as_str)
         .or_else(|| app.get("id").and_then(Value::as_str))
         .map(labels::normalize_app_id);
-    tracing::info!(package = %pkg.name, version = %pkg.version, app = ?app_id, "installed");
+    tracing::info!(package = %pkg.name(), version = %pkg.version(), app = ?app_id, "installed");
     if v1 {
         Ok(ok(
             &m,
-            json!({"packageName": pkg.name, "packageVersion": pkg.version, "appId": app_id}),
+            json!({"packageName": pkg.name(), "packageVersion": pkg.version(), "appId": app_id}),
         ))
     } else {
         Ok(ok(
             &m,
-            json!({"packageName": pkg.name, "packageVersion": pkg.version, "appId": app_id,
+            json!({"packageName": pkg.name(), "packageVersion": pkg.version(), "appId": app_id,
                    "postInstallNotes": notes, "cli": cli}),
         ))
     }
@@ -651,11 +732,15 @@ async fn app_manager(c: &Inner, app: &Value) -> Option<(String, String, String)>
         Ok(coll) => coll
             .resolve(name, Some(version))
             .ok()
-            .and_then(|e| crate::manager::declared_manager(&e.pkg.value).map(str::to_string)),
+            .and_then(|e| crate::manager::declared_manager(e.pkg.json()).map(str::to_string)),
         Err(_) => None,
     };
     let mgr = from_repo.or_else(|| {
-        app_package(app).and_then(|p| crate::manager::declared_manager(&p).map(str::to_string))
+        app_package(app).and_then(|p| {
+            p.as_object()
+                .and_then(crate::manager::declared_manager)
+                .map(str::to_string)
+        })
     })?;
     Some((mgr, name.to_string(), version.to_string()))
 }
@@ -677,18 +762,21 @@ fn app_package(app: &Value) -> Option<Value> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListRequest {
+pub(crate) struct ListRequest {
     package_name: Option<String>,
     app_id: Option<String>,
 }
 
-pub async fn list(State(c): Shared, headers: HeaderMap, body: Bytes) -> CosmosResult<Response> {
-    let (req, m): (ListRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("list-request", "v1"),
-        &[p("list-response", "v1")],
-    )?;
+rpc!(ListRequest, p("list-request", "v1") => p("list-response", "v1"));
+
+pub(crate) async fn list(
+    State(c): Shared,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<ListRequest>,
+) -> CosmosResult<Response> {
     let base = base_url(&headers)?;
     let apps = c.upstreams.list_apps(auth(&headers).as_deref()).await?;
     let want_id = req.app_id.as_deref().map(labels::normalize_app_id);
@@ -746,7 +834,7 @@ pub fn installed_information(pkg: &Value, base: &str) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct UninstallRequest {
+pub(crate) struct UninstallRequest {
     package_name: String,
     app_id: Option<String>,
     all: Option<bool>,
@@ -756,17 +844,16 @@ struct UninstallRequest {
     package_version: Option<String>,
 }
 
-pub async fn uninstall(
+rpc!(UninstallRequest, p("uninstall-request", "v1") => p("uninstall-response", "v1"));
+
+pub(crate) async fn uninstall(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<UninstallRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (UninstallRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("uninstall-request", "v1"),
-        &[p("uninstall-response", "v1")],
-    )?;
     let auth = auth(&headers);
     let auth = auth.as_deref();
     let candidates = match &req.app_id {
@@ -831,7 +918,7 @@ pub async fn uninstall(
                 (Some(v), Ok(coll)) => coll
                     .resolve(&req.package_name, Some(v))
                     .ok()
-                    .and_then(|e| e.pkg.value.get("postUninstallNotes").cloned()),
+                    .and_then(|e| e.pkg.get("postUninstallNotes").cloned()),
                 _ => None,
             },
         };
@@ -847,9 +934,11 @@ pub async fn uninstall(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ServiceDescribeRequest {
+pub(crate) struct ServiceDescribeRequest {
     app_id: String,
 }
+
+rpc!(ServiceDescribeRequest, s("describe-request", "v1") => s("describe-response", "v1"));
 
 /// The installed package of an app: its definition label, else a repository lookup by the name
 /// and version labels. Returns the package and its source URI.
@@ -872,10 +961,10 @@ async fn installed_package(c: &Inner, app: &Value) -> CosmosResult<(Value, Optio
     };
     let coll = c.collection().await?;
     let e = coll.resolve(name, Some(version)).map_err(|e| {
-        CosmosError::unhandled(format!("installed package not found: {}", e.message))
+        CosmosError::unhandled(format!("installed package not found: {}", e.message()))
     })?;
     Ok((
-        e.pkg.value.clone(),
+        Value::Object(e.pkg.json().clone()),
         source.or_else(|| Some(e.repo_uri.to_string())),
     ))
 }
@@ -888,17 +977,14 @@ fn matches_version(list: Option<&Value>, version: &str) -> bool {
     })
 }
 
-pub async fn service_describe(
+pub(crate) async fn service_describe(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<ServiceDescribeRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (ServiceDescribeRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &s("describe-request", "v1"),
-        &[s("describe-response", "v1")],
-    )?;
     let base = base_url(&headers)?;
     let id = labels::normalize_app_id(&req.app_id);
     let app = c
@@ -926,13 +1012,13 @@ pub async fn service_describe(
     let versions = coll.versions_of(name);
     let upgrades: Vec<&str> = versions
         .iter()
-        .filter(|e| matches_version(e.pkg.value.get("upgradesFrom"), installed))
-        .map(|e| e.pkg.version.as_str())
+        .filter(|e| matches_version(e.pkg.get("upgradesFrom"), installed))
+        .map(|e| e.pkg.version())
         .collect();
     let downgrades: Vec<&str> = versions
         .iter()
-        .filter(|e| matches_version(pkg.get("downgradesTo"), &e.pkg.version))
-        .map(|e| e.pkg.version.as_str())
+        .filter(|e| matches_version(pkg.get("downgradesTo"), e.pkg.version()))
+        .map(|e| e.pkg.version())
         .collect();
     let stored = app_label(&app, labels::OPTIONS).and_then(|l| labels::decode_options(l).ok());
     let resolved = stored.as_ref().map(|u| {
@@ -952,24 +1038,23 @@ pub async fn service_describe(
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ServiceUpdateRequest {
+pub(crate) struct ServiceUpdateRequest {
     app_id: String,
     package_version: Option<String>,
     options: Option<Map<String, Value>>,
     replace: bool,
 }
 
-pub async fn service_update(
+rpc!(ServiceUpdateRequest, s("update-request", "v1") => s("update-response", "v1"));
+
+pub(crate) async fn service_update(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        headers,
+    }: Rpc<ServiceUpdateRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (ServiceUpdateRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &s("update-request", "v1"),
-        &[s("update-response", "v1")],
-    )?;
     let auth = auth(&headers);
     let id = labels::normalize_app_id(&req.app_id);
     let app = c
@@ -1018,17 +1103,7 @@ pub async fn service_update(
             Some(p) => cosmos_render::options::merge(&stored, &p),
         })
     };
-    let name = pkg
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let release = pkg
-        .get("releaseVersion")
-        .and_then(Value::as_u64)
-        .unwrap_or(0);
-    let rp = RepoPackage::new(pkg.clone(), name, installed, release);
-    let rendered = render_package(&rp, source.as_deref().unwrap_or(""), options.as_ref(), None)?;
+    let rendered = render_installed(&pkg, source.as_deref().unwrap_or(""), options.as_ref())?;
     let new_id = labels::normalize_app_id(rendered.get("id").and_then(Value::as_str).unwrap_or(""));
     if new_id != id {
         return Err(CosmosError::app_id_changed(&new_id, &id));
@@ -1052,41 +1127,39 @@ pub async fn service_update(
 // repositories
 
 #[derive(Deserialize)]
-struct RepoListRequest {}
+pub(crate) struct RepoListRequest {}
 
-pub async fn repository_list(
+rpc!(RepoListRequest, p("repository.list-request", "v1") => p("repository.list-response", "v1"));
+
+pub(crate) async fn repository_list(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: _req,
+        media: m,
+        ..
+    }: Rpc<RepoListRequest>,
 ) -> CosmosResult<Response> {
-    let (_req, m): (RepoListRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("repository.list-request", "v1"),
-        &[p("repository.list-response", "v1")],
-    )?;
     let (list, _) = c.read_repositories().await?;
     Ok(ok(&m, json!({ "repositories": list })))
 }
 
 #[derive(Deserialize)]
-struct RepoAddRequest {
+pub(crate) struct RepoAddRequest {
     name: String,
     uri: String,
     index: Option<LenientInt>,
 }
 
-pub async fn repository_add(
+rpc!(RepoAddRequest, p("repository.add-request", "v1") => p("repository.add-response", "v1"));
+
+pub(crate) async fn repository_add(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        ..
+    }: Rpc<RepoAddRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (RepoAddRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("repository.add-request", "v1"),
-        &[p("repository.add-response", "v1")],
-    )?;
     let scheme = req.uri.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
     let allowed = match scheme.as_deref() {
         Some("http") | Some("https") => true,
@@ -1095,8 +1168,7 @@ pub async fn repository_add(
     };
     if !allowed {
         return Err(CosmosError::new(
-            400,
-            "UnsupportedRepositoryUri",
+            CosmosError::UnsupportedRepositoryUri,
             format!(
                 "Repository URI [{}] uses an unsupported scheme. Only http and https are supported",
                 req.uri
@@ -1136,8 +1208,7 @@ pub async fn repository_add(
             ),
         };
         return Err(CosmosError::new(
-            400,
-            "RepositoryAlreadyPresent",
+            CosmosError::RepositoryAlreadyPresent,
             msg,
             Some(data),
         ));
@@ -1155,8 +1226,7 @@ pub async fn repository_add(
                 )
             };
             return Err(CosmosError::new(
-                400,
-                "RepositoryAddIndexOutOfBounds",
+                CosmosError::RepositoryAddIndexOutOfBounds,
                 msg,
                 Some(json!({"attempted": i, "max": size})),
             ));
@@ -1172,26 +1242,24 @@ pub async fn repository_add(
 }
 
 #[derive(Deserialize)]
-struct RepoDeleteRequest {
+pub(crate) struct RepoDeleteRequest {
     name: Option<String>,
     uri: Option<String>,
 }
 
-pub async fn repository_delete(
+rpc!(RepoDeleteRequest, p("repository.delete-request", "v1") => p("repository.delete-response", "v1"));
+
+pub(crate) async fn repository_delete(
     State(c): Shared,
-    headers: HeaderMap,
-    body: Bytes,
+    Rpc {
+        body: req,
+        media: m,
+        ..
+    }: Rpc<RepoDeleteRequest>,
 ) -> CosmosResult<Response> {
-    let (req, m): (RepoDeleteRequest, _) = validate_rpc(
-        &headers,
-        &body,
-        &p("repository.delete-request", "v1"),
-        &[p("repository.delete-response", "v1")],
-    )?;
     if req.name.is_none() && req.uri.is_none() {
         return Err(CosmosError::new(
-            400,
-            "RepoNameOrUriMissing",
+            CosmosError::RepoNameOrUriMissing,
             "Must specify either the name or URI of the repository",
             None,
         ));
@@ -1227,8 +1295,7 @@ pub async fn repository_delete(
             (None, None) => (String::new(), json!({})),
         };
         return Err(CosmosError::new(
-            400,
-            "RepositoryNotPresent",
+            CosmosError::RepositoryNotPresent,
             msg,
             Some(data),
         ));
@@ -1247,8 +1314,7 @@ pub async fn resource(
 ) -> CosmosResult<Response> {
     let Some(url) = q.get("url") else {
         return Err(CosmosError::new(
-            400,
-            "not_present",
+            CosmosError::NotPresent,
             "Item param 'url' not present but required",
             None,
         ));
@@ -1265,8 +1331,7 @@ pub async fn resource(
         .await
         .map_err(|e| {
             CosmosError::new(
-                502,
-                "EndpointUriConnection",
+                CosmosError::EndpointUriConnection,
                 format!("Could not access data at URI {target}"),
                 Some(json!({"destination": target, "cause": crate::repo::error_chain(&e)})),
             )

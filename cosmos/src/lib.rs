@@ -277,7 +277,7 @@ impl Inner {
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(app = %id, error = %e, "sdk uninstall: deployments unreadable");
-                        if e.status == 401 {
+                        if e.status() == 401 {
                             return;
                         }
                         continue;

@@ -2,7 +2,7 @@
 //! packages are forwarded through Admin Router to `/service/<managerId>/…`.
 
 use axum::http::{header, HeaderMap};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::error::{CosmosError, CosmosResult};
 use crate::media::MediaType;
@@ -10,9 +10,10 @@ use crate::repo::error_chain;
 use crate::Inner;
 
 /// The manager a package declares (`manager.packageName`), if any.
-pub fn declared_manager(package: &Value) -> Option<&str> {
+pub fn declared_manager(package: &Map<String, Value>) -> Option<&str> {
     package
-        .pointer("/manager/packageName")
+        .get("manager")
+        .and_then(|m| m.get("packageName"))
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
 }
@@ -71,20 +72,17 @@ pub async fn forward(
         200..=299 => serde_json::from_str(&text)
             .map_err(|e| CosmosError::json_parsing("ParseException", &e.to_string(), &text)),
         409 => Err(CosmosError::new(
-            409,
-            "ServiceAlreadyStarted",
+            CosmosError::ServiceAlreadyStarted,
             "The service has already been started",
             None,
         )),
         404 => Err(CosmosError::new(
-            400,
-            "CustomPackageManagerNotFound",
+            CosmosError::CustomPackageManagerNotFound,
             format!("the custom manager: '{manager_id}', is not installed for this package"),
             Some(json!({"managerId": manager_id})),
         )),
         _ => Err(CosmosError::new(
-            400,
-            "CustomPackageManagerError",
+            CosmosError::CustomPackageManagerError,
             format!(
                 "Custom manager [{manager_id}] returned error code [{status}] and response [{text}]"
             ),

@@ -7,12 +7,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use cosmos_render::{PackageRenderer, RenderError};
+use cosmos_render::{labels, PackageRenderer, RenderError};
 use dcos_store::{Precondition, Store, StoreError};
+use repo_schema::PackageDefinition;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::error::{CosmosError, CosmosResult};
+use crate::error::{CosmosError, CosmosResult, Detail};
 use crate::media::{self, MediaType};
 
 /// One configured repository.
@@ -171,16 +172,11 @@ impl RepositoryList {
 // ---------------------------------------------------------------------------------------------
 // packages
 
-/// One package version of a repository, with per-package caches.
+/// One package version of a repository: repo-schema's [`PackageDefinition`] (the raw JSON kept
+/// as served, with typed accessors) plus Cosmos's per-package caches.
 pub struct RepoPackage {
     /// The package definition as the repository serves it.
-    pub value: Value,
-    /// `name`
-    pub name: String,
-    /// `version`
-    pub version: String,
-    /// `releaseVersion`
-    pub release: u64,
+    pub def: PackageDefinition,
     renderer: OnceLock<Result<Arc<PackageRenderer>, RenderError>>,
     definition_label: OnceLock<String>,
 }
@@ -190,65 +186,82 @@ impl std::fmt::Debug for RepoPackage {
         write!(
             f,
             "{}@{} (release {})",
-            self.name, self.version, self.release
+            self.name(),
+            self.version(),
+            self.release()
         )
     }
 }
 
 impl RepoPackage {
     /// Wraps a decoded package definition.
-    pub fn new(value: Value, name: String, version: String, release: u64) -> Self {
+    pub fn new(def: PackageDefinition) -> Self {
         RepoPackage {
-            value,
-            name,
-            version,
-            release,
+            def,
             renderer: OnceLock::new(),
             definition_label: OnceLock::new(),
         }
     }
 
+    /// `name`
+    pub fn name(&self) -> &str {
+        self.def.name()
+    }
+
+    /// `version`
+    pub fn version(&self) -> &str {
+        self.def.version()
+    }
+
+    /// `releaseVersion`
+    pub fn release(&self) -> u64 {
+        self.def.release_version()
+    }
+
+    /// The package JSON object as the repository serves it.
+    pub fn json(&self) -> &Map<String, Value> {
+        self.def.as_map()
+    }
+
+    /// A top-level field of the package JSON.
+    pub fn get(&self, field: &str) -> Option<&Value> {
+        self.def.as_map().get(field)
+    }
+
     /// `packagingVersion`
     pub fn packaging_version(&self) -> &str {
-        self.value
-            .get("packagingVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("2.0")
+        self.def.packaging_version().as_str()
     }
 
     /// Whether the package has a Marathon template.
     pub fn has_template(&self) -> bool {
-        self.value
-            .pointer("/marathon/v2AppMustacheTemplate")
-            .and_then(Value::as_str)
-            .is_some()
+        self.def.marathon_template_base64().is_some()
     }
 
     /// The prepared renderer (template decoded and parsed once). `None` without a template.
     pub fn renderer(&self) -> Option<Result<Arc<PackageRenderer>, RenderError>> {
-        let b64 = self
-            .value
-            .pointer("/marathon/v2AppMustacheTemplate")
-            .and_then(Value::as_str)?;
+        let b64 = self.def.marathon_template_base64()?;
         Some(
             self.renderer
                 .get_or_init(|| {
                     let text = cosmos_render::decode_template(b64)?;
-                    PackageRenderer::new(
-                        &text,
-                        self.value.get("config"),
-                        self.value.get("resource"),
-                    )
-                    .map(Arc::new)
+                    PackageRenderer::new(&text, self.def.config(), self.def.resource())
+                        .map(Arc::new)
                 })
                 .clone(),
         )
     }
 
-    /// The `DCOS_PACKAGE_DEFINITION` label value (computed once).
-    pub fn definition_label(&self) -> &str {
-        self.definition_label
-            .get_or_init(|| cosmos_render::labels::encode_package_definition(&self.value))
+    /// The package-derived part of the `DCOS_PACKAGE_*` labels (the definition label is
+    /// encoded once).
+    pub fn label_identity(&self) -> labels::PackageIdentity<'_> {
+        labels::PackageIdentity {
+            name: self.name(),
+            version: self.version(),
+            definition: self
+                .definition_label
+                .get_or_init(|| labels::encode_package_definition_map(self.def.as_map())),
+        }
     }
 }
 
@@ -259,22 +272,21 @@ pub fn decode_repository(bytes: &[u8]) -> CosmosResult<Vec<Arc<RepoPackage>>> {
     struct Index {
         packages: Vec<Value>,
     }
+    let snippet = || String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
     let idx: Index = match serde_json::from_slice(bytes) {
         Ok(i) => i,
         Err(e) if e.is_syntax() || e.is_eof() => {
-            let snippet = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
             return Err(CosmosError::json_parsing(
                 "ParseException",
                 &e.to_string(),
-                &snippet,
+                &snippet(),
             ));
         }
         Err(e) => {
-            let snippet = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).into_owned();
             return Err(CosmosError::json_decoding(
                 "Repository",
                 &e.to_string(),
-                &snippet,
+                &snippet(),
             ));
         }
     };
@@ -285,99 +297,113 @@ pub fn decode_repository(bytes: &[u8]) -> CosmosResult<Vec<Arc<RepoPackage>>> {
     Ok(out)
 }
 
+/// One index entry: Cosmos's requirements (see [`cosmos_requirements`]), then repo-schema's
+/// [`PackageDefinition`]. Fields whose value is `null` are absent to Cosmos (circe decodes a
+/// `null` optional field as `None`), so they are dropped before the definition is built.
 fn decode_package(p: Value, index: usize) -> CosmosResult<RepoPackage> {
-    let fail = |field: &str, why: &str, p: &Value| {
-        let mut input = p.to_string();
-        if input.len() > 2048 {
-            let mut cut = 2048;
-            while !input.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            input.truncate(cut);
-        }
-        CosmosError::json_decoding(
-            "PackageDefinition",
-            &format!("packages[{index}].{field}: {why}"),
-            &input,
-        )
+    let Value::Object(mut map) = p else {
+        return Err(package_error(index, "", "not a JSON object", &p));
     };
-    if !p.is_object() {
-        return Err(fail("", "not a JSON object", &p));
+    if let Err((field, why)) = cosmos_requirements(&map) {
+        return Err(package_error(index, field, &why, &Value::Object(map)));
     }
+    map.retain(|_, v| !v.is_null());
+    match PackageDefinition::from_map(map) {
+        Ok(def) => Ok(RepoPackage::new(def)),
+        Err(e) => Err(CosmosError::json_decoding(
+            "PackageDefinition",
+            &format!("packages[{index}]: {e}"),
+            "",
+        )),
+    }
+}
+
+/// `JsonDecodingError` for package `index` (`decodeInput`: the package, cut at 2 KiB).
+fn package_error(index: usize, field: &str, why: &str, p: &Value) -> CosmosError {
+    let mut input = p.to_string();
+    if input.len() > 2048 {
+        let mut cut = 2048;
+        while !input.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        input.truncate(cut);
+    }
+    CosmosError::json_decoding(
+        "PackageDefinition",
+        &format!("packages[{index}].{field}: {why}"),
+        &input,
+    )
+}
+
+/// What Cosmos's decoder demands of an index entry beyond repo-schema's
+/// [`PackageDefinition::from_map`]: an explicit `packagingVersion`, the package.json fields
+/// `maintainer`, `description` and `tags`, the JSON types of the optional fields, and a
+/// Marathon template for packagingVersion 2.0. `Err((field, why))` for the first violation.
+fn cosmos_requirements(p: &Map<String, Value>) -> Result<(), (&'static str, String)> {
     let pv = match p.get("packagingVersion") {
-        Some(Value::String(s)) if ["2.0", "3.0", "4.0", "5.0"].contains(&s.as_str()) => s.clone(),
+        Some(Value::String(s)) if ["2.0", "3.0", "4.0", "5.0"].contains(&s.as_str()) => s.as_str(),
         Some(other) => {
-            return Err(fail(
+            return Err((
                 "packagingVersion",
-                &format!("unsupported packaging version {other}"),
-                &p,
+                format!("unsupported packaging version {other}"),
             ))
         }
-        None => return Err(fail("packagingVersion", "missing", &p)),
+        None => return Err(("packagingVersion", "missing".into())),
     };
-    let string = |f: &str| match p.get(f) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(fail(f, "must be a string", &p)),
-        None => Err(fail(f, "missing", &p)),
-    };
-    let name = string("name")?;
-    let version = string("version")?;
-    string("maintainer")?;
-    string("description")?;
-    let release = match p.get("releaseVersion") {
-        Some(v) => v
-            .as_u64()
-            .ok_or_else(|| fail("releaseVersion", "must be a non-negative integer", &p))?,
-        None => return Err(fail("releaseVersion", "missing", &p)),
-    };
+    for f in ["name", "version", "maintainer", "description"] {
+        match p.get(f) {
+            Some(Value::String(_)) => {}
+            Some(_) => return Err((f, "must be a string".into())),
+            None => return Err((f, "missing".into())),
+        }
+    }
+    match p.get("releaseVersion") {
+        Some(v) if v.as_u64().is_some() => {}
+        Some(_) => return Err(("releaseVersion", "must be a non-negative integer".into())),
+        None => return Err(("releaseVersion", "missing".into())),
+    }
     match p.get("tags") {
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => {}
-        Some(_) => return Err(fail("tags", "must be an array of strings", &p)),
-        None => return Err(fail("tags", "missing", &p)),
+        Some(_) => return Err(("tags", "must be an array of strings".into())),
+        None => return Err(("tags", "missing".into())),
     }
-    for f in [
+    let strings = [
         "scm",
         "website",
         "preInstallNotes",
         "postInstallNotes",
         "postUninstallNotes",
         "minDcosReleaseVersion",
-    ] {
-        if let Some(v) = p.get(f) {
-            if !v.is_string() && !v.is_null() {
-                return Err(fail(f, "must be a string", &p));
-            }
+    ];
+    for f in strings {
+        if p.get(f).is_some_and(|v| !v.is_string() && !v.is_null()) {
+            return Err((f, "must be a string".into()));
         }
     }
     for f in ["framework", "selected"] {
-        if let Some(v) = p.get(f) {
-            if !v.is_boolean() && !v.is_null() {
-                return Err(fail(f, "must be a boolean", &p));
-            }
+        if p.get(f).is_some_and(|v| !v.is_boolean() && !v.is_null()) {
+            return Err((f, "must be a boolean".into()));
         }
     }
     match p.get("marathon") {
         Some(Value::Object(m)) => {
             if !matches!(m.get("v2AppMustacheTemplate"), Some(Value::String(_))) {
-                return Err(fail(
+                return Err((
                     "marathon.v2AppMustacheTemplate",
-                    "must be a base64 string",
-                    &p,
+                    "must be a base64 string".into(),
                 ));
             }
         }
         Some(Value::Null) | None if pv != "2.0" => {}
-        Some(Value::Null) | None => return Err(fail("marathon", "required for 2.0", &p)),
-        Some(_) => return Err(fail("marathon", "must be an object", &p)),
+        Some(Value::Null) | None => return Err(("marathon", "required for 2.0".into())),
+        Some(_) => return Err(("marathon", "must be an object".into())),
     }
     for f in ["config", "resource"] {
-        if let Some(v) = p.get(f) {
-            if !v.is_object() && !v.is_null() {
-                return Err(fail(f, "must be an object", &p));
-            }
+        if p.get(f).is_some_and(|v| !v.is_object() && !v.is_null()) {
+            return Err((f, "must be an object".into()));
         }
     }
-    Ok(RepoPackage::new(p, name, version, release))
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -451,36 +477,7 @@ pub async fn fetch_repository(
         Err(e) => return Err(uri_syntax(repo, &e.to_string())),
     };
     match url.scheme() {
-        "file" => {
-            let path = url
-                .to_file_path()
-                .map_err(|_| uri_syntax(repo, "not a local file path"))?;
-            let repo2 = repo.clone();
-            let max = cfg.max_bytes;
-            let bytes = tokio::task::spawn_blocking(move || -> CosmosResult<Vec<u8>> {
-                let raw = std::fs::read(&path)
-                    .map_err(|e| uri_connection(&repo2, &format!("{}: {e}", path.display())))?;
-                if raw.starts_with(&[0x1f, 0x8b]) {
-                    let mut out = Vec::new();
-                    flate2::read::GzDecoder::new(raw.as_slice())
-                        .take(max as u64 + 1)
-                        .read_to_end(&mut out)
-                        .map_err(|e| uri_connection(&repo2, &format!("gunzip: {e}")))?;
-                    Ok(out)
-                } else {
-                    Ok(raw)
-                }
-            })
-            .await
-            .map_err(|e| CosmosError::unhandled(e.to_string()))??;
-            let packages = tokio::task::spawn_blocking(move || decode_repository(&bytes))
-                .await
-                .map_err(|e| CosmosError::unhandled(e.to_string()))??;
-            return Ok(Fetched::Index {
-                packages,
-                etag: None,
-            });
-        }
+        "file" => return fetch_file(cfg, repo, &url).await,
         "http" | "https" => {}
         other => return Err(uri_syntax(repo, &format!("unsupported scheme {other}"))),
     }
@@ -534,20 +531,21 @@ pub async fn fetch_repository(
         ));
     }
     if status != 200 {
-        return Err(CosmosError::new(
-            http_error_status,
-            "UniverseClientHttpError",
-            format!(
-                "Unexpected upstream http error while fetching repository '{}' at {}: GET {status}",
-                repo.name, repo.uri
+        return Err(CosmosError::UniverseClientHttpError {
+            status: http_error_status,
+            detail: Detail::new(
+                format!(
+                    "Unexpected upstream http error while fetching repository '{}' at {}: GET {status}",
+                    repo.name, repo.uri
+                ),
+                Some(json!({
+                    "packageRepository": repo_data(repo),
+                    "method": "GET",
+                    "clientStatus": status,
+                    "status": http_error_status,
+                })),
             ),
-            Some(json!({
-                "packageRepository": repo_data(repo),
-                "method": "GET",
-                "clientStatus": status,
-                "status": http_error_status,
-            })),
-        ));
+        });
     }
     if let Some(enc) = resp
         .headers()
@@ -591,6 +589,42 @@ pub async fn fetch_repository(
     })
 }
 
+/// Reads a `file://` repository (plain or gzipped) and decodes it.
+async fn fetch_file(
+    cfg: &FetchConfig,
+    repo: &Repository,
+    url: &reqwest::Url,
+) -> CosmosResult<Fetched> {
+    let path = url
+        .to_file_path()
+        .map_err(|_| uri_syntax(repo, "not a local file path"))?;
+    let repo2 = repo.clone();
+    let max = cfg.max_bytes;
+    let bytes = tokio::task::spawn_blocking(move || -> CosmosResult<Vec<u8>> {
+        let raw = std::fs::read(&path)
+            .map_err(|e| uri_connection(&repo2, &format!("{}: {e}", path.display())))?;
+        if raw.starts_with(&[0x1f, 0x8b]) {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(raw.as_slice())
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| uri_connection(&repo2, &format!("gunzip: {e}")))?;
+            Ok(out)
+        } else {
+            Ok(raw)
+        }
+    })
+    .await
+    .map_err(|e| CosmosError::unhandled(e.to_string()))??;
+    let packages = tokio::task::spawn_blocking(move || decode_repository(&bytes))
+        .await
+        .map_err(|e| CosmosError::unhandled(e.to_string()))??;
+    Ok(Fetched::Index {
+        packages,
+        etag: None,
+    })
+}
+
 async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
@@ -616,8 +650,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 fn uri_syntax(repo: &Repository, cause: &str) -> CosmosError {
     CosmosError::new(
-        400,
-        "RepositoryUriSyntax",
+        CosmosError::RepositoryUriSyntax,
         format!(
             "URI for repository [{}] has invalid syntax: {}",
             repo.name, repo.uri
@@ -628,8 +661,7 @@ fn uri_syntax(repo: &Repository, cause: &str) -> CosmosError {
 
 fn uri_connection(repo: &Repository, cause: &str) -> CosmosError {
     CosmosError::new(
-        400,
-        "RepositoryUriConnection",
+        CosmosError::RepositoryUriConnection,
         format!(
             "Could not access data at URI for repository [{}]: {}",
             repo.name, repo.uri
@@ -695,21 +727,21 @@ impl Collection {
         }
         all.sort_by(|a, b| {
             a.pkg
-                .name
-                .cmp(&b.pkg.name)
+                .name()
+                .cmp(b.pkg.name())
                 .then(a.repo_index.cmp(&b.repo_index))
-                .then(b.pkg.release.cmp(&a.pkg.release))
+                .then(b.pkg.release().cmp(&a.pkg.release()))
         });
         let mut entries: Vec<Entry> = Vec::with_capacity(all.len());
         let mut by_name = HashMap::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut i = 0;
         while i < all.len() {
-            let name = all[i].pkg.name.clone();
+            let name = all[i].pkg.name().to_string();
             let start = entries.len();
             seen.clear();
-            while i < all.len() && all[i].pkg.name == name {
-                if seen.insert(all[i].pkg.version.clone()) {
+            while i < all.len() && all[i].pkg.name() == name {
+                if seen.insert(all[i].pkg.version().to_string()) {
                     entries.push(all[i].clone());
                 }
                 i += 1;
@@ -723,15 +755,13 @@ impl Collection {
                 SearchRecord {
                     start,
                     end,
-                    name_lc: p.name.to_lowercase(),
+                    name_lc: p.name().to_lowercase(),
                     description_lc: p
-                        .value
                         .get("description")
                         .and_then(Value::as_str)
                         .unwrap_or("")
                         .to_lowercase(),
                     tags_lc: p
-                        .value
                         .get("tags")
                         .and_then(Value::as_array)
                         .map(|a| {
@@ -777,7 +807,7 @@ impl Collection {
             None => Ok(&all[0]),
             Some(v) => all
                 .iter()
-                .find(|e| e.pkg.version == v)
+                .find(|e| e.pkg.version() == v)
                 .ok_or_else(|| CosmosError::version_not_found(name, v)),
         }
     }
@@ -803,8 +833,8 @@ impl Collection {
             (0..self.search.len())
                 .filter(|&i| {
                     let r = &self.search[i];
-                    let p = &self.entries[r.start].pkg.value;
-                    let name = &self.entries[r.start].pkg.name;
+                    let p = &self.entries[r.start].pkg;
+                    let name = p.name();
                     glob_match(&segs, name)
                         || p.get("description")
                             .and_then(Value::as_str)
@@ -828,14 +858,7 @@ impl Collection {
                 .collect()
         };
         // already in name order; stable sort puts selected first
-        out.sort_by_key(|&i| {
-            !self.entries[self.search[i].start]
-                .pkg
-                .value
-                .get("selected")
-                .and_then(Value::as_bool)
-                .unwrap_or(false)
-        });
+        out.sort_by_key(|&i| !self.entries[self.search[i].start].pkg.def.selected());
         out
     }
 
@@ -872,7 +895,7 @@ impl Collection {
         let set = self.resource_urls.get_or_init(|| {
             let mut v = Vec::new();
             for e in &self.entries {
-                crate::urls::resource_urls(&e.pkg.value, &mut v);
+                crate::urls::resource_urls_of(e.pkg.def.resource(), &mut v);
             }
             v.into_iter().collect()
         });
@@ -1082,17 +1105,17 @@ mod tests {
         let a: Vec<_> = c
             .versions_of("a")
             .iter()
-            .map(|e| (e.pkg.version.as_str(), e.repo_index, e.pkg.release))
+            .map(|e| (e.pkg.version(), e.repo_index, e.pkg.release()))
             .collect();
         assert_eq!(a, vec![("2", 0, 2), ("1", 0, 1), ("3", 1, 10)]);
-        assert_eq!(c.resolve("a", None).expect("latest").pkg.version, "2");
+        assert_eq!(c.resolve("a", None).expect("latest").pkg.version(), "2");
         assert_eq!(c.resolve("a", Some("3")).expect("v3").repo_index, 1);
         assert_eq!(
-            c.resolve("a", Some("9")).expect_err("nf").kind,
+            c.resolve("a", Some("9")).expect_err("nf").type_name(),
             "VersionNotFound"
         );
         assert_eq!(
-            c.resolve("z", None).expect_err("nf").kind,
+            c.resolve("z", None).expect_err("nf").type_name(),
             "PackageNotFound"
         );
     }
@@ -1108,7 +1131,7 @@ mod tests {
         let names = |q: &str| -> Vec<String> {
             c.search(Some(q))
                 .iter()
-                .map(|g| g[0].pkg.name.clone())
+                .map(|g| g[0].pkg.name().to_string())
                 .collect()
         };
         assert_eq!(names("CASS"), vec!["cassandra"]);
@@ -1125,21 +1148,21 @@ mod tests {
     #[test]
     fn bad_repositories_are_rejected() {
         assert_eq!(
-            decode_repository(b"not json").err().map(|e| e.kind),
+            decode_repository(b"not json").err().map(|e| e.type_name()),
             Some("JsonParsingError")
         );
         assert_eq!(
-            decode_repository(b"{\"x\":1}").err().map(|e| e.kind),
+            decode_repository(b"{\"x\":1}").err().map(|e| e.type_name()),
             Some("JsonDecodingError")
         );
         let bad_pv = br#"{"packages":[{"packagingVersion":"9.0","name":"a"}]}"#;
         assert_eq!(
-            decode_repository(bad_pv).err().map(|e| e.kind),
+            decode_repository(bad_pv).err().map(|e| e.type_name()),
             Some("JsonDecodingError")
         );
         let no_marathon = br#"{"packages":[{"packagingVersion":"2.0","name":"a","version":"1","releaseVersion":0,"maintainer":"m","description":"d","tags":[]}]}"#;
         assert_eq!(
-            decode_repository(no_marathon).err().map(|e| e.kind),
+            decode_repository(no_marathon).err().map(|e| e.type_name()),
             Some("JsonDecodingError")
         );
         assert_eq!(
@@ -1160,7 +1183,7 @@ mod tests {
         list.write(&new, v).expect("write");
         assert_eq!(list.read().expect("read").0, new);
         assert_eq!(
-            list.write(&new, v).expect_err("stale").kind,
+            list.write(&new, v).expect_err("stale").type_name(),
             "ConcurrentAccess"
         );
     }

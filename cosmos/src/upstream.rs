@@ -178,11 +178,14 @@ impl Upstreams {
                         .as_ref()
                         .and_then(|b| b.get("details"))
                         .map(|d| json!({"errors": d}));
-                    Err(CosmosError::new(400, "MarathonBadResponse", msg, data))
+                    Err(CosmosError::new(
+                        CosmosError::MarathonBadResponse,
+                        msg,
+                        data,
+                    ))
                 }
                 None => Err(CosmosError::new(
-                    500,
-                    "MarathonGenericError",
+                    CosmosError::MarathonGenericError,
                     format!("Received response status code {code} from Marathon"),
                     Some(json!({"marathonStatus": code, "status": 500})),
                 )),
@@ -211,7 +214,7 @@ impl Upstreams {
             }
             None => format!("Received response status code {code} from Marathon"),
         };
-        CosmosError::new(502, "MarathonBadGateway", message, Some(data))
+        CosmosError::new(CosmosError::MarathonBadGateway, message, Some(data))
     }
 
     /// `GET {marathon}{path}`: a 200 with a JSON body, else Cosmos's generic HTTP error.
@@ -357,7 +360,7 @@ impl Upstreams {
         auth: Option<&str>,
     ) -> CosmosResult<()> {
         let unavailable = |e: CosmosError| {
-            if e.kind == "ServiceUnavailable" {
+            if matches!(e, CosmosError::ServiceUnavailable(_)) {
                 CosmosError::incomplete_uninstall(package)
             } else {
                 e

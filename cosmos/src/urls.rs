@@ -1,7 +1,7 @@
 //! Resource URLs of packages and their rewriting to `/package/resource?url=…` proxy URLs
 //! (contract §1.12).
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Percent-encodes a URL for use as the `url` query value the way scala-uri does: space,
 /// non-ASCII, controls and `% < > [ ] # { } ^ \` | & \ + = "` are encoded; `: / ? @` are kept.
@@ -135,7 +135,15 @@ pub fn rewrite_resource(resource: &mut Value, base: &str) {
 /// A package definition with its resource URLs rewritten (v2 packages keep `images` at the top
 /// level in some old indexes; those are rewritten too).
 pub fn rewrite_package(package: &Value, base: &str) -> Value {
-    let mut p = package.clone();
+    match package {
+        Value::Object(m) => rewrite_package_map(m, base),
+        other => other.clone(),
+    }
+}
+
+/// [`rewrite_package`] of a package JSON object.
+pub fn rewrite_package_map(package: &Map<String, Value>, base: &str) -> Value {
+    let mut p = Value::Object(package.clone());
     if let Some(r) = p.get_mut("resource") {
         rewrite_resource(r, base);
     }
@@ -147,7 +155,12 @@ pub fn rewrite_package(package: &Value, base: &str) -> Value {
 
 /// Every resource URL of a package (for the resource proxy allow-list).
 pub fn resource_urls(package: &Value, out: &mut Vec<String>) {
-    let Some(r) = package.get("resource") else {
+    resource_urls_of(package.get("resource"), out)
+}
+
+/// Every URL of a package's `resource` object (see [`resource_urls`]).
+pub fn resource_urls_of(resource: Option<&Value>, out: &mut Vec<String>) {
+    let Some(r) = resource else {
         return;
     };
     if let Some(Value::Object(uris)) = r.pointer("/assets/uris") {

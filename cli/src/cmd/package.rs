@@ -193,7 +193,11 @@ fn install(ctx: &Ctx, args: &InstallArgs) -> Result<()> {
         body["appId"] = json!(a);
     }
     let resp = match api.cosmos("install", "install", "v2", &body) {
-        Err(CliError::Failed { message, hint }) if message.contains("already installed") => {
+        Err(CliError::Failed {
+            message,
+            hint,
+            error_type,
+        }) if error_type.as_deref() == Some("PackageAlreadyInstalled") => {
             let app = args
                 .app_id
                 .clone()
@@ -205,7 +209,11 @@ fn install(ctx: &Ctx, args: &InstallArgs) -> Result<()> {
                 )),
                 None => hint,
             };
-            return Err(CliError::Failed { message, hint });
+            return Err(CliError::Failed {
+                message,
+                hint,
+                error_type,
+            });
         }
         r => r?,
     };

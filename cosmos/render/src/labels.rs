@@ -71,17 +71,28 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 /// `DCOS_PACKAGE_DEFINITION`: base64 of the compact storage envelope
 /// `{"metadata":{"Content-Type":<package media type>,"Content-Encoding":"gzip"},"data":<base64 gzip of the package JSON>}`.
 pub fn encode_package_definition(package: &Value) -> String {
+    match package {
+        Value::Object(m) => encode_package_definition_map(m),
+        other => encode_definition("2.0", &serde_json::to_vec(other).unwrap_or_default()),
+    }
+}
+
+/// [`encode_package_definition`] of a package JSON object.
+pub fn encode_package_definition_map(package: &Map<String, Value>) -> String {
     let pv = package
         .get("packagingVersion")
         .and_then(Value::as_str)
         .unwrap_or("2.0");
-    let inner = serde_json::to_vec(package).unwrap_or_default();
+    encode_definition(pv, &serde_json::to_vec(package).unwrap_or_default())
+}
+
+fn encode_definition(packaging_version: &str, inner: &[u8]) -> String {
     let envelope = serde_json::json!({
         "metadata": {
-            "Content-Type": package_media_type(pv),
+            "Content-Type": package_media_type(packaging_version),
             "Content-Encoding": "gzip",
         },
-        "data": B64.encode(gzip(&inner)),
+        "data": B64.encode(gzip(inner)),
     });
     B64.encode(serde_json::to_vec(&envelope).unwrap_or_default())
 }
@@ -168,27 +179,52 @@ pub fn decode_options(label: &str) -> Result<Value, LabelError> {
     serde_json::from_slice(&raw).map_err(|e| label_err(OPTIONS, format!("not JSON: {e}")))
 }
 
+/// What the labels say about the package itself: its name, its version and its
+/// `DCOS_PACKAGE_DEFINITION` label (already encoded: it is the costly part, so a caller that
+/// renders a package version many times encodes it once).
+#[derive(Debug, Clone, Copy)]
+pub struct PackageIdentity<'a> {
+    /// `DCOS_PACKAGE_NAME`
+    pub name: &'a str,
+    /// `DCOS_PACKAGE_VERSION`
+    pub version: &'a str,
+    /// `DCOS_PACKAGE_DEFINITION` ([`encode_package_definition`] of the package).
+    pub definition: &'a str,
+}
+
 /// The five labels Cosmos writes.
 pub fn cosmos_labels(
     package: &Value,
     source_uri: &str,
     user_options: Option<&Value>,
 ) -> Map<String, Value> {
-    let s = |k: &str| {
-        package
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let definition = encode_package_definition(package);
+    cosmos_labels_for(&identity_of(package, &definition), source_uri, user_options)
+}
+
+fn identity_of<'a>(package: &'a Value, definition: &'a str) -> PackageIdentity<'a> {
+    let s = |k: &str| package.get(k).and_then(Value::as_str).unwrap_or("");
+    PackageIdentity {
+        name: s("name"),
+        version: s("version"),
+        definition,
+    }
+}
+
+/// The five labels Cosmos writes, for a package whose definition label is already encoded.
+pub fn cosmos_labels_for(
+    package: &PackageIdentity<'_>,
+    source_uri: &str,
+    user_options: Option<&Value>,
+) -> Map<String, Value> {
     let mut m = Map::new();
-    m.insert(NAME.into(), Value::String(s("name")));
-    m.insert(VERSION.into(), Value::String(s("version")));
+    m.insert(NAME.into(), Value::String(package.name.to_string()));
+    m.insert(VERSION.into(), Value::String(package.version.to_string()));
     m.insert(SOURCE.into(), Value::String(source_uri.to_string()));
     m.insert(OPTIONS.into(), Value::String(encode_options(user_options)));
     m.insert(
         DEFINITION.into(),
-        Value::String(encode_package_definition(package)),
+        Value::String(package.definition.to_string()),
     );
     m
 }
@@ -205,8 +241,27 @@ pub fn normalize_app_id(id: &str) -> String {
 /// Result = rendered ⊕ `{"id": appId}` (if given, normalized) ⊕ `{"labels": rendered labels}` ⊕
 /// `{"labels": Cosmos labels}` — Cosmos labels win over template labels.
 pub fn decorate(
-    mut app: Map<String, Value>,
+    app: Map<String, Value>,
     package: &Value,
+    source_uri: &str,
+    user_options: Option<&Value>,
+    app_id: Option<&str>,
+) -> Map<String, Value> {
+    let definition = encode_package_definition(package);
+    decorate_for(
+        app,
+        &identity_of(package, &definition),
+        source_uri,
+        user_options,
+        app_id,
+    )
+}
+
+/// [`decorate`] for a package whose definition label is already encoded. This is what Cosmos
+/// sends to Marathon on install and service update.
+pub fn decorate_for(
+    mut app: Map<String, Value>,
+    package: &PackageIdentity<'_>,
     source_uri: &str,
     user_options: Option<&Value>,
     app_id: Option<&str>,
@@ -218,7 +273,7 @@ pub fn decorate(
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    for (k, v) in cosmos_labels(package, source_uri, user_options) {
+    for (k, v) in cosmos_labels_for(package, source_uri, user_options) {
         labels.insert(k, v);
     }
     app.insert("labels".into(), Value::Object(labels));
