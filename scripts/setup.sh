@@ -6,7 +6,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-for p in pkg-config libssl-dev curl git ca-certificates procps iproute2 psmisc; do
+# zookeeper: the ZooKeeper store's tests run a real server (cluster/store/tests).
+for p in pkg-config libssl-dev curl git ca-certificates procps iproute2 psmisc util-linux zookeeper; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

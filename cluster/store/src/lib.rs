@@ -16,12 +16,17 @@
 //! log that is fsynced before a commit returns, compacted into a snapshot from time to time.
 //! After `kill -9` and a restart nothing that a commit acknowledged is lost; a torn last record
 //! (the crash happened mid-write) is detected by its checksum and dropped.
+//!
+//! For several masters, [`ZkStore`] keeps the same state in a ZooKeeper ensemble
+//! (`zk://host:port[,host:port…]/path`); see `docs/store.md`.
 
 mod embedded;
 pub mod faulty;
+pub mod zk;
 
 pub use embedded::{replay_bytes, EmbeddedStore, LogFile, LogOpener, Options};
 pub use faulty::FaultyStore;
+pub use zk::{ZkOptions, ZkStore, ZkUrl};
 
 use std::sync::Arc;
 
@@ -208,6 +213,13 @@ pub enum StoreError {
     Corrupt { path: String, reason: String },
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A value (or a whole commit) larger than the store accepts (ZooKeeper: about 1 MB).
+    #[error("value of {key} is {size} bytes, larger than the store's limit of {limit} bytes")]
+    TooLarge {
+        key: String,
+        size: usize,
+        limit: usize,
+    },
 }
 
 impl StoreError {
