@@ -47,6 +47,12 @@ pub struct AllInOneArgs {
     /// Log filter when RUST_LOG is unset.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Serve Mesos-DNS (`.mesos`, UDP and TCP) on this address. Off unless given.
+    #[arg(long, env = "DCOSD_LISTEN_DNS")]
+    pub listen_dns: Option<SocketAddr>,
+    /// Upstream resolvers (`IP` or `IP:PORT`, comma-separated) for other names.
+    #[arg(long, env = "DCOSD_DNS_RESOLVERS", value_delimiter = ',')]
+    pub dns_resolvers: Vec<String>,
 }
 
 impl AllInOneArgs {
@@ -71,6 +77,7 @@ impl AllInOneArgs {
             "none" => dcos_agent::Isolation::None,
             other => bail!("--isolation must be auto or none, not {other:?}"),
         };
+        config.dns = crate::config::dns_options(self.listen_dns, &self.dns_resolvers)?;
         // A single node: react fast.
         config.allocation_interval = Duration::from_millis(100);
         let mut repositories = Vec::new();

@@ -113,6 +113,36 @@ pub struct Cli {
     /// Log filter when RUST_LOG is unset.
     #[arg(long, default_value = "info")]
     pub log: String,
+    /// Serve Mesos-DNS (the `.mesos` zone, UDP and TCP) on this address on a master
+    /// (installed masters: port 53). Off unless given. See docs/dns.md.
+    #[arg(long, env = "DCOSD_LISTEN_DNS")]
+    pub listen_dns: Option<SocketAddr>,
+    /// Upstream resolvers (`IP` or `IP:PORT`, comma-separated) for names outside `.mesos`;
+    /// none: such queries are REFUSED.
+    #[arg(long, env = "DCOSD_DNS_RESOLVERS", value_delimiter = ',')]
+    pub dns_resolvers: Vec<String>,
+}
+
+/// The Mesos-DNS options for `--listen-dns` / `--dns-resolvers` (None without `--listen-dns`).
+pub fn dns_options(
+    listen: Option<SocketAddr>,
+    resolvers: &[String],
+) -> anyhow::Result<Option<dcos_dns::DnsOptions>> {
+    let Some(listen) = listen else {
+        if !resolvers.is_empty() {
+            bail!("--dns-resolvers needs --listen-dns");
+        }
+        return Ok(None);
+    };
+    let mut opts = dcos_dns::DnsOptions::new(listen);
+    for r in resolvers.iter().filter(|r| !r.trim().is_empty()) {
+        opts.resolvers.push(
+            dcos_dns::parse_resolver(r)
+                .map_err(anyhow::Error::msg)
+                .context("--dns-resolvers")?,
+        );
+    }
+    Ok(Some(opts))
 }
 
 /// Everything a node needs to start its roles.
@@ -137,6 +167,8 @@ pub struct NodeConfig {
     /// The cluster's internal credential: required on every internal port and sent on every
     /// call between components when set (auth on). See `crate::internal`.
     pub internal_token: Option<String>,
+    /// Mesos-DNS on a master (`--listen-dns`); None: off.
+    pub dns: Option<dcos_dns::DnsOptions>,
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
@@ -212,6 +244,7 @@ impl NodeConfig {
                 cli.agent_removal_timeout_secs,
             )?,
             internal_token: None,
+            dns: dns_options(cli.listen_dns, &cli.dns_resolvers)?,
         })
     }
 
@@ -238,6 +271,7 @@ impl NodeConfig {
             agent_unreachable_timeout: Duration::from_secs(30),
             agent_removal_timeout: Duration::from_secs(600),
             internal_token: None,
+            dns: None,
         }
     }
 
@@ -280,5 +314,26 @@ mod tests {
         let bad = Cli::parse_from(["dcosd", "--heartbeat-interval-secs=-1"]);
         assert!(NodeConfig::from_cli(&bad).is_err());
         assert!(parse_attributes("novalue").is_err());
+        assert!(c.dns.is_none(), "DNS is off by default");
+        let cli = Cli::parse_from([
+            "dcosd",
+            "--listen-dns",
+            "127.0.0.1:0",
+            "--dns-resolvers",
+            "10.0.0.2,10.0.0.3:5353",
+        ]);
+        let dns = NodeConfig::from_cli(&cli).unwrap().dns.unwrap();
+        assert_eq!(dns.resolvers.len(), 2);
+        assert_eq!(dns.resolvers[0].port(), 53);
+        let bad = Cli::parse_from([
+            "dcosd",
+            "--listen-dns",
+            "127.0.0.1:0",
+            "--dns-resolvers",
+            "x",
+        ]);
+        assert!(NodeConfig::from_cli(&bad).is_err());
+        let bad = Cli::parse_from(["dcosd", "--dns-resolvers", "10.0.0.2"]);
+        assert!(NodeConfig::from_cli(&bad).is_err());
     }
 }

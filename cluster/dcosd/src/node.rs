@@ -62,6 +62,11 @@ pub struct FullNode {
     pub adminrouter: Option<AdminRouterHandle>,
     /// The agent-side health endpoint of an installed agent node.
     pub agent_health: Option<services::Server>,
+    /// Mesos-DNS on a master started with `--listen-dns` (its HTTP API:
+    /// `dns.http_router()`).
+    pub dns: Option<dcos_dns::DnsService>,
+    /// Mesos-DNS's HTTP API on loopback, behind the Admin Router's `/mesos_dns/`.
+    pub dns_http: Option<services::Server>,
 }
 
 impl FullNode {
@@ -77,6 +82,12 @@ impl FullNode {
         if let Some(h) = self.agent_health {
             h.stop().await;
         }
+        if let Some(h) = self.dns_http {
+            h.stop().await;
+        }
+        if let Some(d) = self.dns {
+            d.stop().await;
+        }
         if let Some(s) = self.services {
             s.stop().await;
         }
@@ -88,6 +99,7 @@ impl FullNode {
 pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNode> {
     let work_dir = config.work_dir.clone();
     let config_token = config.internal_token.clone();
+    let dns_options = config.dns.clone();
     let node = roles::start(config).await?;
     let Some(master) = node.master.as_ref() else {
         return Ok(FullNode {
@@ -95,6 +107,8 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
             services: None,
             adminrouter: None,
             agent_health: None,
+            dns: None,
+            dns_http: None,
         });
     };
     let host = master
@@ -121,6 +135,23 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
         },
     )
     .await?;
+    let dns = match dns_options {
+        Some(opts) => Some(services::start_dns(master, opts, &host).await?),
+        None => None,
+    };
+    // The Mesos-DNS HTTP API, for the Admin Router's `/mesos_dns/` (loopback, internal port).
+    let dns_http = match &dns {
+        Some(d) => Some(
+            services::Server::start(
+                "mesos-dns http",
+                std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                &host,
+                crate::internal::protect(d.http_router(), config_token.as_deref()),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let adminrouter = match &extras.adminrouter {
         Some(settings) => {
             let mut settings = settings.clone();
@@ -184,6 +215,7 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
                 marathon: svc.marathon_server.url.clone(),
                 metronome: svc.metronome_server.url.clone(),
                 cosmos: svc.cosmos_server.url.clone(),
+                mesos_dns: dns_http.as_ref().map(|h| h.url.clone()),
             };
             Some(
                 services::start_adminrouter(
@@ -203,6 +235,8 @@ pub async fn start(config: NodeConfig, extras: Extras) -> anyhow::Result<FullNod
         services: Some(svc),
         adminrouter,
         agent_health: None,
+        dns,
+        dns_http,
     })
 }
 

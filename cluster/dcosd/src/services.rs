@@ -241,6 +241,8 @@ pub struct Upstreams {
     pub marathon: String,
     pub metronome: String,
     pub cosmos: String,
+    /// Mesos-DNS's HTTP API, when this master serves DNS.
+    pub mesos_dns: Option<String>,
 }
 
 /// A stable cluster id: created once (UUID v4), kept in the store.
@@ -286,6 +288,7 @@ pub async fn start_adminrouter(
     cfg.marathon = Some(up.marathon.clone());
     cfg.metronome = Some(up.metronome);
     cfg.mesos = Some(up.mesos.clone());
+    cfg.mesos_dns = up.mesos_dns.clone();
     let agents = AgentCache::new();
     let mut refreshers = vec![agents.spawn_refresh(
         &up.mesos,
@@ -377,6 +380,24 @@ pub async fn start_adminrouter(
         server,
         refreshers,
     })
+}
+
+/// Starts Mesos-DNS on a master: records from the master's own `/master/state`, called
+/// in-process every 250 ms (skipped when unchanged).
+pub async fn start_dns(
+    master: &MasterHandle,
+    mut opts: dcos_dns::DnsOptions,
+    host: &str,
+) -> anyhow::Result<dcos_dns::DnsService> {
+    if opts.listen.ip().is_unspecified() && opts.naming.ns_ips.is_empty() {
+        if let Ok(ip) = host.parse() {
+            opts.naming.ns_ips = vec![ip];
+        }
+    }
+    let source = dcos_dns::RouterSource(dcos_master::router(master.master.clone()));
+    dcos_dns::DnsService::start(opts, Arc::new(source))
+        .await
+        .context("starting Mesos-DNS")
 }
 
 /// Writes the built-in Universe repository (our example packages) into `dir` and returns its

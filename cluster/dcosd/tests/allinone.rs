@@ -24,6 +24,8 @@ fn args(dir: &Path) -> AllInOneArgs {
         no_builtin_repository: false,
         isolation: "none".into(),
         log: "warn".into(),
+        listen_dns: None,
+        dns_resolvers: vec![],
     }
 }
 
@@ -213,4 +215,46 @@ fn builtin_packages_pass_strict_validation() {
     let report = universe::validate::validate_tree(&tree, "packages", schemas.as_ref(), &opts);
     assert!(report.valid, "{:#?}", report.issues);
     assert_eq!(report.rendered, 3);
+}
+
+/// `--listen-dns`: Mesos-DNS answers from the live state, and its HTTP API is behind the
+/// Admin Router at `/mesos_dns/` (the internal credential is added by the Admin Router).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesos_dns_http_api_is_behind_the_admin_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = args(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    a.listen_dns = Some(format!("127.0.0.1:{port}").parse().unwrap());
+    let (config, extras) = a.resolve().unwrap();
+    let node = dcosd::node::start(config, extras).await.unwrap();
+    let url = node.url().unwrap();
+    let mut hosts = Value::Null;
+    for _ in 0..100 {
+        let r = reqwest::get(format!("{url}/mesos_dns/v1/hosts/leader.mesos"))
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            hosts = r.json().await.unwrap();
+            if hosts.as_array().is_some_and(|h| !h.is_empty()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(hosts[0]["ip"], "127.0.0.1", "{hosts}");
+    let version: Value = reqwest::get(format!("{url}/mesos_dns/v1/version"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        version.get("Version").is_some() || version.get("version").is_some(),
+        "{version}"
+    );
+    node.stop().await;
 }

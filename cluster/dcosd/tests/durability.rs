@@ -30,6 +30,8 @@ fn args(dir: &Path, auth: bool) -> AllInOneArgs {
         no_builtin_repository: false,
         isolation: "none".into(),
         log: "warn".into(),
+        listen_dns: None,
+        dns_resolvers: vec![],
     }
 }
 
