@@ -6,8 +6,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 need=()
-# zookeeper: the ZooKeeper store's tests run a real server (cluster/store/tests).
-for p in pkg-config libssl-dev curl git ca-certificates procps iproute2 psmisc util-linux zookeeper; do
+# zookeeper, haproxy: the ZooKeeper store's and the edge load balancer's tests run the real servers.
+for p in pkg-config libssl-dev curl git ca-certificates procps iproute2 psmisc util-linux zookeeper haproxy; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
