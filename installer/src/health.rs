@@ -347,3 +347,61 @@ pub fn check_node(http: &HttpClient, t: &Target, token: Option<&str>) -> NodeRep
         result,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_node_that_does_not_answer_in_time_is_reported() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        // Accepts (the kernel does) but never answers.
+        let http = HttpClient::new(Duration::from_millis(300)).unwrap();
+        let t = Target {
+            ip: "127.0.0.1".into(),
+            role: InstallRole::Slave,
+            url: format!("http://{addr}/system/health/v1"),
+        };
+        let r = check_node(&http, &t, Some("tok")).result.unwrap_err();
+        assert_eq!(
+            r,
+            [format!("cannot read from {addr}: timed out after 300ms")]
+        );
+        drop(l);
+        let r = check_node(&http, &t, None).result.unwrap_err();
+        assert!(
+            r[0].starts_with(&format!("cannot connect to {addr}: ")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn redirects_are_not_followed_and_login_errors_are_typed() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(2) {
+                let Ok(mut s) = s else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(
+                    b"HTTP/1.1 302 Found\r\nLocation: http://10.255.255.1/\r\nContent-Length: 5\r\n\r\nmoved",
+                );
+            }
+        });
+        let http = HttpClient::new(Duration::from_secs(5)).unwrap();
+        let (status, body) = http
+            .request(reqwest::Method::GET, &format!("http://{addr}/x"), &[], None)
+            .unwrap();
+        assert_eq!((status, body.as_str()), (302, "moved"));
+        let e = login(&http, &format!("http://{addr}"), "u", "p").unwrap_err();
+        assert!(matches!(e, LoginError::Refused { status: 302, .. }), "{e}");
+        assert!(matches!(
+            http.request(reqwest::Method::GET, "https://x/", &[], None),
+            Err(HttpError::NotHttp(_))
+        ));
+    }
+}

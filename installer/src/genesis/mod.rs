@@ -281,3 +281,56 @@ fn ip_detect_path(genconf_dir: &Path, yaml: &str) -> PathBuf {
         None => genconf_dir.join("ip-detect"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "bootstrap_url: http://b\ncluster_name: c\nmaster_list: [10.0.0.11]\noauth_enabled: false\n";
+
+    fn problems(extra: &str) -> Vec<String> {
+        parse_config(&format!("{BASE}{extra}"), Some("echo 10.0.0.11"), "x")
+            .expect_err("should be rejected")
+            .problems
+            .iter()
+            .map(Problem::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn values_of_the_wrong_shape_are_reported_per_key() {
+        assert_eq!(
+            problems("agent_list: ~\nstore: !custom x\nuniverse_repositories: ~\nmin_free_disk_mb: '5'\n"),
+            [
+                "agent_list: must be a list, got null",
+                "store: must be a string, got a tagged value",
+                "universe_repositories: must be a list of {name, uri}, got null",
+                "min_free_disk_mb: must be a non-negative integer (MiB)",
+            ]
+        );
+        assert_eq!(
+            problems("ports: {1: 80}\nresolvers: '[1.1.1.1'\n"),
+            [
+                "resolvers: must be a list (a YAML list, or a JSON list in a string)",
+                "ports: port names must be strings",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_repository_key_that_is_not_a_string_is_reported() {
+        // (It used to fail the config without saying why.)
+        assert_eq!(
+            problems("universe_repositories: [{name: a, uri: 'http://x', 1: 2}]\n"),
+            ["universe_repositories[0]: keys must be strings, got a number"]
+        );
+    }
+
+    #[test]
+    fn null_means_absent_only_where_documented() {
+        let c = parse_config(&format!("{BASE}dns_search: ~\n"), Some("x"), "x").unwrap();
+        assert!(c.dns_search.is_empty());
+        let e = parse_config(&BASE.replace("http://b", "~"), Some("x"), "x").unwrap_err();
+        assert_eq!(e.problems[0].to_string(), "bootstrap_url: is required");
+    }
+}

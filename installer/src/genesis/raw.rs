@@ -11,20 +11,15 @@ use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
 /// One key's value: absent, well-formed, or of another shape (kept for the message).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Field<T> {
     /// The key is not in the mapping.
+    #[default]
     Missing,
     /// The value has the expected shape.
     Good(T),
     /// The value as written (including `null`), which does not have the expected shape.
     Bad(Value),
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Self::Missing
-    }
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
@@ -147,6 +142,27 @@ impl<'de, V: DeserializeOwned> Deserialize<'de> for Entries<V> {
     }
 }
 
+/// A YAML list (and only a list: `null` is not an empty list here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct List<T>(pub Vec<Field<T>>);
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for List<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let Value::Sequence(items) = Value::deserialize(d)? else {
+            return Err(D::Error::custom("expected a list"));
+        };
+        Ok(List(
+            items
+                .into_iter()
+                .map(|v| match T::deserialize(&v) {
+                    Ok(t) => Field::Good(t),
+                    Err(_) => Field::Bad(v),
+                })
+                .collect(),
+        ))
+    }
+}
+
 /// A struct deserialized from a mapping whose keys are listed in `KEYS`.
 pub trait KnownKeys: DeserializeOwned {
     /// The keys the struct has (its serde field names).
@@ -168,8 +184,8 @@ impl<T: KnownKeys> Keyed<T> {
         let mut known = Mapping::new();
         let mut unknown = Vec::new();
         for (k, v) in m {
-            match k.as_str() {
-                Some(s) if T::KEYS.contains(&s) => {
+            match &k {
+                Value::String(s) if T::KEYS.contains(&s.as_str()) => {
                     known.insert(k, v);
                 }
                 _ => unknown.push((k, v)),
@@ -224,7 +240,7 @@ pub struct RawConfig {
     /// Port name → number.
     pub ports: Field<Entries<PortNumber>>,
     /// `[{name, uri}]`.
-    pub universe_repositories: Field<Vec<Field<Keyed<RawRepository>>>>,
+    pub universe_repositories: Field<List<Keyed<RawRepository>>>,
     /// Where the ip-detect script is (read by `load_genconf`).
     pub ip_detect_filename: Field<Text>,
     /// Install tree on nodes.

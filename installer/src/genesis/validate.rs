@@ -5,12 +5,11 @@
 //! computed), then the keys in the order of the table in docs/installer.md.
 
 use super::raw::{
-    describe, Entries, Field, Flag, Keyed, KnownKeys, PortNumber, RawConfig, RawRepository, StrList,
-    Text,
+    describe, Entries, Field, Flag, Keyed, KnownKeys, List, PortNumber, RawConfig, RawRepository,
+    StrList, Text,
 };
 use super::{
-    unknown_key_reason, GenesisConfig, Problem, Store, SuperuserPassword, COMPUTED_KEYS,
-    KNOWN_KEYS,
+    unknown_key_reason, GenesisConfig, Problem, Store, SuperuserPassword, COMPUTED_KEYS, KNOWN_KEYS,
 };
 use crate::node_config::{InstallRole, Ports, Repository};
 use serde_yaml::Value;
@@ -573,7 +572,7 @@ fn port_clashes(p: &mut Problems, ports: &Ports) {
     }
 }
 
-type RawRepositories = Field<Vec<Field<Keyed<RawRepository>>>>;
+type RawRepositories = Field<List<Keyed<RawRepository>>>;
 
 fn repositories_rule(p: &mut Problems, f: RawRepositories) -> Option<Vec<Repository>> {
     let items = match f {
@@ -583,7 +582,7 @@ fn repositories_rule(p: &mut Problems, f: RawRepositories) -> Option<Vec<Reposit
                 uri: "https://universe.mesosphere.com/repo".into(),
             }])
         }
-        Field::Good(items) => items,
+        Field::Good(List(items)) => items,
         Field::Bad(v) => {
             p.err(
                 "universe_repositories",
@@ -618,6 +617,8 @@ fn repository(
     item: Keyed<RawRepository>,
     names: &mut BTreeSet<String>,
 ) -> Option<Repository> {
+    let name = string(p, &format!("{key}.name"), item.known.name);
+    let uri = string(p, &format!("{key}.uri"), item.known.uri);
     let mut ok = true;
     for (k, _) in item.unknown {
         match k {
@@ -632,8 +633,6 @@ fn repository(
         }
         ok = false;
     }
-    let name = string(p, &format!("{key}.name"), item.known.name);
-    let uri = string(p, &format!("{key}.uri"), item.known.uri);
     let (Some(name), Some(uri)) = (&name, &uri) else {
         if name.is_none() {
             p.err(format!("{key}.name"), "is required");
@@ -719,7 +718,9 @@ fn resolver_problem(s: &str) -> Option<String> {
         None => (s, None),
     };
     let Ok(ip) = ip.parse::<Ipv4Addr>() else {
-        return Some(format!("'{s}' is not an IPv4 address with an optional :port"));
+        return Some(format!(
+            "'{s}' is not an IPv4 address with an optional :port"
+        ));
     };
     if let Some(port) = port {
         if !matches!(port.parse::<u16>(), Ok(n) if n >= 1) {
@@ -746,8 +747,7 @@ fn bootstrap_url_problem(s: &str) -> Option<String> {
     } else if let Some(r) = s.strip_prefix("https://") {
         r
     } else if let Some(r) = s.strip_prefix("file://") {
-        return (!r.starts_with('/'))
-            .then(|| format!("'{s}': file:// URLs need an absolute path"));
+        return (!r.starts_with('/')).then(|| format!("'{s}': file:// URLs need an absolute path"));
     } else {
         return Some(format!(
             "'{s}' must start with http://, https:// or file:///"
