@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, WARNING};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -87,8 +87,15 @@ impl Api {
         rb
     }
 
-    /// Sends, mapping transport failures to [`CliError::Unreachable`].
+    /// Sends, mapping transport failures to [`CliError::Unreachable`]. The server's `Warning`
+    /// headers (Cosmos names the repositories it answered without) go to stderr.
     pub fn send(&self, rb: RequestBuilder) -> Result<Response> {
+        let resp = self.send_quiet(rb)?;
+        print_warnings(&resp);
+        Ok(resp)
+    }
+
+    fn send_quiet(&self, rb: RequestBuilder) -> Result<Response> {
         rb.send().map_err(|e| {
             let url = e
                 .url()
@@ -244,6 +251,40 @@ impl Api {
     }
 }
 
+/// Prints each `Warning` header of `resp` as `Warning: <text>` on stderr (stdout stays the
+/// result, so `--json` output remains parseable), each text once per run.
+fn print_warnings(resp: &Response) {
+    static SEEN: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    for v in resp.headers().get_all(WARNING) {
+        let text = warning_text(&String::from_utf8_lossy(v.as_bytes()));
+        if let Ok(mut seen) = SEEN.lock() {
+            if seen.contains(&text) {
+                continue;
+            }
+            seen.push(text.clone());
+        }
+        eprintln!("Warning: {text}");
+    }
+}
+
+/// The text of a `Warning` header value (`<code> <agent> "<text>" ["<date>"]`, RFC 7234 §5.5);
+/// the whole value when it is not in that form.
+pub fn warning_text(value: &str) -> String {
+    let Some(start) = value.find('"') else {
+        return value.trim().to_string();
+    };
+    let mut out = String::new();
+    let mut chars = value[start + 1..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return out,
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    value.trim().to_string()
+}
+
 /// Cosmos (`{type, message, data}`), Marathon (`{message, details}`), Admin Router
 /// (`{service, message}`) and bouncer (`{title, description}`) error bodies.
 pub fn describe_error_body(j: &Value, ctype: &str) -> Option<String> {
@@ -364,6 +405,21 @@ mod tests {
             package_media_type("install-response", "v2"),
             "application/vnd.dcos.package.install-response+json;charset=utf-8;version=v2"
         );
+    }
+
+    #[test]
+    fn warning_texts() {
+        assert_eq!(
+            warning_text(
+                r#"199 cosmos "repository 'U' (https://u/repo) is unreachable: dns error""#
+            ),
+            "repository 'U' (https://u/repo) is unreachable: dns error"
+        );
+        assert_eq!(
+            warning_text(r#"199 - "a \"quoted\" word" "Sat, 01 Jan 2000 00:00:00 GMT""#),
+            "a \"quoted\" word"
+        );
+        assert_eq!(warning_text("  plain text "), "plain text");
     }
 
     #[test]

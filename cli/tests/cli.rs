@@ -311,6 +311,35 @@ fn repo_commands() {
 }
 
 #[test]
+fn cosmos_warnings_go_to_stderr() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    c.state.lock().unwrap().cosmos_warning = Some(
+        "199 cosmos \"repository 'Universe' (https://universe.mesosphere.com/repo) is unreachable: dns error\""
+            .into(),
+    );
+    let out = c.dcos(&["package", "search", "--json"]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("Warning: repository 'Universe' (https://universe.mesosphere.com/repo) is unreachable: dns error"),
+        "{err}"
+    );
+    // stdout stays the JSON answer
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(v.to_string().contains("hello"), "{v}");
+    // printed on failures too, and once per run
+    let out = c.dcos(&["package", "describe", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out)
+            .matches("Warning: repository 'Universe'")
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn marathon_commands() {
     let c = FakeCluster::start(false);
     c.setup();

@@ -20,6 +20,61 @@ use crate::Inner;
 type Shared = State<Arc<Inner>>;
 
 // ---------------------------------------------------------------------------------------------
+// warnings: repositories a request was answered without
+
+tokio::task_local! {
+    static WARNINGS: Arc<std::sync::Mutex<Vec<String>>>;
+}
+
+/// Notes, for the response of the current request, the repositories `coll` was built without.
+pub(crate) fn note_unreachable(coll: &Collection) {
+    if coll.unreachable().is_empty() {
+        return;
+    }
+    let _ = WARNINGS.try_with(|w| {
+        if let Ok(mut w) = w.lock() {
+            for u in coll.unreachable() {
+                let m = u.message();
+                if !w.contains(&m) {
+                    w.push(m);
+                }
+            }
+        }
+    });
+}
+
+/// `199 cosmos "<text>"` (RFC 7234 §5.5): printable ASCII only, quotes and backslashes
+/// replaced so that the quoted string needs no escaping.
+pub fn warning_header_value(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    format!("199 cosmos \"{clean}\"")
+}
+
+/// Middleware: collects the repositories left out while answering and names each in a
+/// `Warning: 199 cosmos "repository 'NAME' (URI) is unreachable: …"` header (on errors too).
+/// Published clients ignore the header; our `dcos` prints it on stderr.
+pub(crate) async fn unreachable_warnings(req: Request, next: axum::middleware::Next) -> Response {
+    let notes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut resp = WARNINGS.scope(notes.clone(), next.run(req)).await;
+    if let Ok(notes) = notes.lock() {
+        for n in notes.iter() {
+            if let Ok(v) = HeaderValue::from_str(&warning_header_value(n)) {
+                resp.headers_mut().append(header::WARNING, v);
+            }
+        }
+    }
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
 // request validation
 
 /// Validates Accept, Content-Type and body together (all failures reported, in that order) and
@@ -508,7 +563,7 @@ pub(crate) async fn list_versions(
     let coll = c.collection().await?;
     let all = coll.versions_of(&req.package_name);
     if all.is_empty() {
-        return Err(CosmosError::package_not_found(&req.package_name));
+        return Err(coll.package_not_found(&req.package_name));
     }
     let results: Map<String, Value> = all
         .iter()

@@ -27,7 +27,7 @@ use axum::Router;
 use serde_json::Value;
 
 pub use error::{CosmosError, CosmosResult};
-pub use repo::{FetchConfig, Repository};
+pub use repo::{FetchConfig, Repository, Unreachable};
 
 /// Everything Cosmos needs to run.
 #[derive(Clone)]
@@ -159,7 +159,31 @@ impl Cosmos {
             .route("/service/update", post(api::service_update))
             .method_not_allowed_fallback(not_found)
             .fallback(not_found)
+            .layer(axum::middleware::from_fn(api::unreachable_warnings))
             .with_state(self.inner.clone())
+    }
+
+    /// Starts fetching the repositories in the background (when called inside a Tokio runtime),
+    /// so that the first request finds them loaded — or already known to be unreachable, and
+    /// then does not wait for them at all. Reads (and on first use stores) the repository list.
+    pub fn warm_up(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let inner = self.inner.clone();
+        rt.spawn(async move {
+            match inner.collection().await {
+                Ok(c) if c.unreachable().is_empty() => {
+                    tracing::info!(packages = c.entries().len(), "repositories loaded")
+                }
+                Ok(c) => {
+                    for u in c.unreachable() {
+                        tracing::warn!("{}", u.message());
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e.message(), "repositories not loaded"),
+            }
+        });
     }
 
     /// The merged package collection over the current repositories (fetching as needed).
@@ -194,7 +218,9 @@ impl Inner {
     pub(crate) async fn collection(&self) -> CosmosResult<Arc<repo::Collection>> {
         let (list, _) = self.read_repositories().await?;
         let fetch = self.fetch_config().await;
-        self.cache.collection(&self.http, &fetch, &list).await
+        let coll = self.cache.collection(&self.http, &fetch, &list).await?;
+        api::note_unreachable(&coll);
+        Ok(coll)
     }
 
     /// The fetch settings, with `User-Agent: cosmos/0.6.3 dcos/<version>` from Admin Router's

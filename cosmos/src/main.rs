@@ -42,6 +42,10 @@ struct Args {
     /// Seconds between fetch retries.
     #[arg(long, default_value_t = 5)]
     fetch_retry_delay: u64,
+    /// Milliseconds a request waits for a repository that has not answered yet before it
+    /// answers without it (naming it in a `Warning` header); the fetch goes on in the background.
+    #[arg(long, default_value_t = 3000)]
+    repository_answer_wait_ms: u64,
 }
 
 #[tokio::main]
@@ -77,7 +81,9 @@ async fn main() -> anyhow::Result<()> {
     config.fetch.user_agent = format!("cosmos/0.6.3 dcos/{}", args.dcos_version);
     config.fetch.retries = args.fetch_retries;
     config.fetch.retry_delay = Duration::from_secs(args.fetch_retry_delay);
+    config.fetch.answer_wait = Duration::from_millis(args.repository_answer_wait_ms);
     let cosmos = cosmos::Cosmos::new(config);
+    cosmos.warm_up();
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;

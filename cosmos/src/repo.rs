@@ -424,6 +424,15 @@ pub struct FetchConfig {
     pub ttl: Duration,
     /// Largest accepted index body.
     pub max_bytes: usize,
+    /// How long a request waits for a repository that has not answered yet (no response
+    /// headers) before it answers without it; the fetch goes on in the background. A
+    /// repository that answered is waited for until its index is read (bounded by `timeout`).
+    pub answer_wait: Duration,
+    /// First pause before an unreachable repository is tried again (doubled after each
+    /// failure, up to `down_retry_max`). Requests never wait for a repository known to be down.
+    pub down_retry_min: Duration,
+    /// Longest pause between tries of an unreachable repository.
+    pub down_retry_max: Duration,
 }
 
 impl Default for FetchConfig {
@@ -435,6 +444,9 @@ impl Default for FetchConfig {
             timeout: Duration::from_secs(60),
             ttl: Duration::from_secs(60),
             max_bytes: 256 << 20,
+            answer_wait: Duration::from_secs(3),
+            down_retry_min: Duration::from_secs(2),
+            down_retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -472,12 +484,28 @@ pub async fn fetch_repository(
     etag: Option<&str>,
     http_error_status: u16,
 ) -> CosmosResult<Fetched> {
+    fetch_repository_with(client, cfg, repo, etag, http_error_status, &|| {}).await
+}
+
+/// [`fetch_repository`], calling `on_answer` once the repository has answered (response
+/// headers received, or a local file about to be read).
+async fn fetch_repository_with(
+    client: &reqwest::Client,
+    cfg: &FetchConfig,
+    repo: &Repository,
+    etag: Option<&str>,
+    http_error_status: u16,
+    on_answer: &(dyn Fn() + Send + Sync),
+) -> CosmosResult<Fetched> {
     let url = match reqwest::Url::parse(&repo.uri) {
         Ok(u) => u,
         Err(e) => return Err(uri_syntax(repo, &e.to_string())),
     };
     match url.scheme() {
-        "file" => return fetch_file(cfg, repo, &url).await,
+        "file" => {
+            on_answer();
+            return fetch_file(cfg, repo, &url).await;
+        }
         "http" | "https" => {}
         other => return Err(uri_syntax(repo, &format!("unsupported scheme {other}"))),
     }
@@ -504,6 +532,8 @@ pub async fn fetch_repository(
         };
         match retryable {
             Ok(r) => break r,
+            // a name that does not resolve will not resolve in a second either: fail fast
+            Err(Err(e)) if is_dns_error(&e) => return Err(uri_connection(repo, &error_chain(&e))),
             Err(last) if attempt >= cfg.retries => match last {
                 Ok(r) => break r,
                 Err(e) => return Err(uri_connection(repo, &error_chain(&e))),
@@ -514,6 +544,7 @@ pub async fn fetch_repository(
             }
         }
     };
+    on_answer();
     let status = resp.status().as_u16();
     if status == 304 && etag.is_some() {
         return Ok(Fetched::NotModified);
@@ -636,6 +667,19 @@ async fn read_limited(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// Whether a request failed resolving the host name (hyper's `dns error`).
+fn is_dns_error(e: &reqwest::Error) -> bool {
+    let mut src: Option<&dyn std::error::Error> = Some(e);
+    while let Some(inner) = src {
+        let s = inner.to_string();
+        if s.starts_with("dns error") || s.contains("failed to lookup address") {
+            return true;
+        }
+        src = inner.source();
+    }
+    false
+}
+
 /// An error with its sources, on one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
@@ -676,7 +720,7 @@ fn uri_connection(repo: &Repository, cause: &str) -> CosmosError {
 /// The decoded packages of one repository fetch.
 pub type Snapshot = Arc<Vec<Arc<RepoPackage>>>;
 
-type MergedKey = (Vec<(String, usize)>, Arc<Collection>);
+type MergedKey = (Vec<(String, usize)>, Vec<Unreachable>, Arc<Collection>);
 
 /// A package in merged order, with the repository it came from.
 #[derive(Clone, Debug)]
@@ -700,6 +744,8 @@ pub struct Collection {
     resource_urls: OnceLock<HashSet<String>>,
     /// Serialized search results per proxy base URL, one per name (parallel to `search`).
     search_json: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Repositories left out (or used from an older index) because they are unreachable.
+    unreachable: Vec<Unreachable>,
 }
 
 struct SearchRecord {
@@ -781,7 +827,50 @@ impl Collection {
             search,
             resource_urls: OnceLock::new(),
             search_json: Mutex::new(HashMap::new()),
+            unreachable: Vec::new(),
         }
+    }
+
+    /// The repositories this collection was built without (or from an older copy of their
+    /// index), because they could not be reached.
+    pub fn unreachable(&self) -> &[Unreachable] {
+        &self.unreachable
+    }
+
+    /// `PackageNotFound` for `name`, naming the repositories that were left out when there are
+    /// any (the package may be in one of them).
+    pub fn package_not_found(&self, name: &str) -> CosmosError {
+        self.with_unreachable(CosmosError::package_not_found(name))
+    }
+
+    /// Adds the repositories left out to a "not found" error: a sentence per repository in the
+    /// message and `data.unreachableRepositories` (`[{name, uri, cause}]`).
+    fn with_unreachable(&self, e: CosmosError) -> CosmosError {
+        let missing: Vec<&Unreachable> =
+            self.unreachable.iter().filter(|u| !u.stale_index).collect();
+        if missing.is_empty() {
+            return e;
+        }
+        let mut message = e.message();
+        for u in &missing {
+            message.push_str(&format!(
+                "; repository '{}' ({}) could not be reached and was not searched: {}",
+                u.name, u.uri, u.cause
+            ));
+        }
+        let mut data = match e.data() {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        data.insert(
+            "unreachableRepositories".into(),
+            Value::Array(missing.iter().map(|u| u.json()).collect()),
+        );
+        let variant: fn(Detail) -> CosmosError = match e {
+            CosmosError::VersionNotFound(_) => CosmosError::VersionNotFound,
+            _ => CosmosError::PackageNotFound,
+        };
+        CosmosError::new(variant, message, Some(Value::Object(data)))
     }
 
     /// Every package in merged order.
@@ -801,14 +890,14 @@ impl Collection {
     pub fn resolve(&self, name: &str, version: Option<&str>) -> CosmosResult<&Entry> {
         let all = self.versions_of(name);
         if all.is_empty() {
-            return Err(CosmosError::package_not_found(name));
+            return Err(self.package_not_found(name));
         }
         match version {
             None => Ok(&all[0]),
             Some(v) => all
                 .iter()
                 .find(|e| e.pkg.version() == v)
-                .ok_or_else(|| CosmosError::version_not_found(name, v)),
+                .ok_or_else(|| self.with_unreachable(CosmosError::version_not_found(name, v))),
         }
     }
 
@@ -938,25 +1027,138 @@ fn glob_match(segs: &[&str], s: &str) -> bool {
 // the cache
 
 struct CacheEntry {
-    packages: Arc<Vec<Arc<RepoPackage>>>,
+    packages: Snapshot,
     etag: Option<String>,
     fetched_at: Instant,
     stale: bool,
 }
 
-/// Per-URI cache of fetched indexes plus the last merged collection.
+/// A repository a request was answered without (or from an older copy of its index), named in
+/// the response (`Warning` header) and in "not found" errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// Repository name.
+    pub name: String,
+    /// Repository URI.
+    pub uri: String,
+    /// Why it is not used: the connection error, or that it has not answered yet.
+    pub cause: String,
+    /// Whether the request used the index fetched before the repository became unreachable.
+    pub stale_index: bool,
+}
+
+impl Unreachable {
+    /// One line for people: `repository 'NAME' (URI) is unreachable: CAUSE; …`.
+    pub fn message(&self) -> String {
+        let what = if self.stale_index {
+            "answering from the index fetched before it became unreachable"
+        } else {
+            "its packages are left out"
+        };
+        format!(
+            "repository '{}' ({}) is unreachable: {}; {what} (retrying in the background)",
+            self.name, self.uri, self.cause
+        )
+    }
+
+    fn json(&self) -> Value {
+        json!({"name": self.name, "uri": self.uri, "cause": self.cause})
+    }
+}
+
+/// How far a background fetch got.
+#[derive(Clone)]
+enum Stage {
+    /// No answer yet (connecting, or waiting for the response headers).
+    Connecting,
+    /// The server answered; the body is being read and decoded.
+    Receiving,
+    /// Finished: `None` on success, else the error.
+    Done(Option<CosmosError>),
+}
+
+struct Inflight {
+    stage: tokio::sync::watch::Receiver<Stage>,
+    /// Requests wait for this fetch until `started + answer_wait` at the latest.
+    started: tokio::time::Instant,
+    /// A request already gave up waiting for this fetch: later requests do not wait for it.
+    waited_out: bool,
+}
+
+struct Down {
+    cause: String,
+    failures: u32,
+    retry_at: Instant,
+}
+
+/// The state of one repository URI: its last good index, whether it is down, and the fetch in
+/// flight. Each repository is fetched, cached and failed on its own.
 #[derive(Default)]
+struct Slot {
+    data: Option<CacheEntry>,
+    down: Option<Down>,
+    inflight: Option<Inflight>,
+}
+
+/// Whether a fetch error means "not reachable now" (the request goes on without the
+/// repository) rather than "broken" (the request fails naming it, as Cosmos does): connection
+/// failures, timeouts, DNS failures, and 502/503/504 answers.
+fn is_unreachable(e: &CosmosError) -> bool {
+    match e {
+        CosmosError::RepositoryUriConnection(_) => true,
+        CosmosError::UniverseClientHttpError { detail, .. } => detail
+            .data
+            .as_ref()
+            .and_then(|d| d.get("clientStatus"))
+            .and_then(Value::as_u64)
+            .is_some_and(|s| matches!(s, 502..=504)),
+        _ => false,
+    }
+}
+
+fn unreachable_cause(e: &CosmosError) -> String {
+    match e {
+        CosmosError::RepositoryUriConnection(d) => d
+            .data
+            .as_ref()
+            .and_then(|d| d.get("cause"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| e.message()),
+        other => other.message(),
+    }
+}
+
+enum Plan {
+    Use(Snapshot),
+    /// Wait for the fetch, until the deadline while the repository has not answered.
+    Wait(tokio::sync::watch::Receiver<Stage>, tokio::time::Instant),
+    Skip(Option<Snapshot>, Unreachable),
+}
+
+/// Per-URI cache of fetched indexes plus the last merged collection.
 pub struct RepoCache {
-    entries: Mutex<HashMap<String, CacheEntry>>,
+    slots: Arc<Mutex<HashMap<String, Slot>>>,
     merged: Mutex<Option<MergedKey>>,
-    refresh: tokio::sync::Mutex<()>,
+    empty: Snapshot,
+}
+
+impl Default for RepoCache {
+    fn default() -> Self {
+        RepoCache {
+            slots: Arc::default(),
+            merged: Mutex::new(None),
+            empty: Arc::new(Vec::new()),
+        }
+    }
 }
 
 impl RepoCache {
-    /// Marks every cached index stale (next use re-validates with its ETag).
+    /// Marks every cached index stale (next use re-validates with its ETag). Repositories
+    /// known to be down stay down until their next background retry.
     pub fn invalidate_all(&self) {
-        if let Ok(mut m) = self.entries.lock() {
-            for e in m.values_mut() {
+        if let Ok(mut m) = self.slots.lock() {
+            for e in m.values_mut().filter_map(|s| s.data.as_mut()) {
                 e.stale = true;
             }
         }
@@ -964,111 +1166,160 @@ impl RepoCache {
 
     /// Seeds the cache with an index just fetched (repository add).
     pub fn insert(&self, uri: &str, packages: Vec<Arc<RepoPackage>>, etag: Option<String>) {
-        if let Ok(mut m) = self.entries.lock() {
-            m.insert(
-                uri.to_string(),
-                CacheEntry {
-                    packages: Arc::new(packages),
-                    etag,
-                    fetched_at: Instant::now(),
-                    stale: false,
-                },
-            );
+        if let Ok(mut m) = self.slots.lock() {
+            let slot = m.entry(uri.to_string()).or_default();
+            slot.data = Some(CacheEntry {
+                packages: Arc::new(packages),
+                etag,
+                fetched_at: Instant::now(),
+                stale: false,
+            });
+            slot.down = None;
         }
     }
 
-    fn fresh(&self, uri: &str, ttl: Duration) -> Option<Arc<Vec<Arc<RepoPackage>>>> {
-        let m = self.entries.lock().ok()?;
-        let e = m.get(uri)?;
-        (!e.stale && e.fetched_at.elapsed() < ttl).then(|| e.packages.clone())
+    /// Starts a background fetch of `repo` into its slot (the caller holds the lock).
+    fn start_fetch(
+        &self,
+        slot: &mut Slot,
+        client: &reqwest::Client,
+        cfg: &FetchConfig,
+        repo: &Repository,
+    ) -> tokio::sync::watch::Receiver<Stage> {
+        let (tx, rx) = tokio::sync::watch::channel(Stage::Connecting);
+        slot.inflight = Some(Inflight {
+            stage: rx.clone(),
+            started: tokio::time::Instant::now(),
+            waited_out: false,
+        });
+        let etag = slot.data.as_ref().and_then(|d| d.etag.clone());
+        let (client, cfg, repo, slots) = (
+            client.clone(),
+            cfg.clone(),
+            repo.clone(),
+            self.slots.clone(),
+        );
+        tokio::spawn(async move {
+            let on_answer = || {
+                let _ = tx.send(Stage::Receiving);
+            };
+            let res =
+                fetch_repository_with(&client, &cfg, &repo, etag.as_deref(), 500, &on_answer).await;
+            let outcome = match slots.lock() {
+                Ok(mut m) => {
+                    let slot = m.entry(repo.uri.clone()).or_default();
+                    slot.inflight = None;
+                    record_outcome(slot, &cfg, &repo, res)
+                }
+                Err(_) => Some(CosmosError::unhandled("repository cache poisoned")),
+            };
+            let _ = tx.send(Stage::Done(outcome));
+        });
+        rx
     }
 
-    /// The merged collection over `repos`, fetching what is missing or stale. Any repository
-    /// failure fails the whole call (and evicts that repository).
+    /// The merged collection over `repos`. Each repository is fetched, cached and failed on its
+    /// own: a request waits for a repository that has not answered yet at most
+    /// [`FetchConfig::answer_wait`] (then goes on without it; the fetch continues in the
+    /// background), never for one known to be unreachable (retried in the background with
+    /// backoff, when a request comes after the retry time). Unreachable repositories are listed
+    /// in [`Collection::unreachable`]; any other failure of a repository (an HTTP error, an
+    /// undecodable index) fails the call naming it, as in Cosmos.
     pub async fn collection(
         &self,
         client: &reqwest::Client,
         cfg: &FetchConfig,
         repos: &[Repository],
     ) -> CosmosResult<Arc<Collection>> {
-        let mut snaps = Vec::with_capacity(repos.len());
-        let mut missing = false;
-        for r in repos {
-            match self.fresh(&r.uri, cfg.ttl) {
-                Some(p) => snaps.push(Some(p)),
-                None => {
-                    missing = true;
-                    snaps.push(None);
+        let now = Instant::now();
+        let mut plans = Vec::with_capacity(repos.len());
+        {
+            let mut m = self
+                .slots
+                .lock()
+                .map_err(|_| CosmosError::unhandled("repository cache poisoned"))?;
+            for r in repos {
+                let slot = m.entry(r.uri.clone()).or_default();
+                let fresh = slot
+                    .data
+                    .as_ref()
+                    .filter(|d| !d.stale && d.fetched_at.elapsed() < cfg.ttl)
+                    .map(|d| d.packages.clone());
+                let old = slot.data.as_ref().map(|d| d.packages.clone());
+                let plan = if let (Some(p), None) = (&fresh, &slot.down) {
+                    Plan::Use(p.clone())
+                } else if let Some(down) = &slot.down {
+                    let cause = down.cause.clone();
+                    if slot.inflight.is_none() && now >= down.retry_at {
+                        tracing::info!(repository = %r.name, uri = %r.uri, "retrying an unreachable repository in the background");
+                        self.start_fetch(slot, client, cfg, r);
+                    }
+                    skip(r, old, cause)
+                } else if let Some(inf) = &slot.inflight {
+                    if inf.waited_out {
+                        skip(r, old, no_answer(cfg))
+                    } else {
+                        Plan::Wait(inf.stage.clone(), inf.started + cfg.answer_wait)
+                    }
+                } else {
+                    let rx = self.start_fetch(slot, client, cfg, r);
+                    Plan::Wait(rx, tokio::time::Instant::now() + cfg.answer_wait)
+                };
+                plans.push(plan);
+            }
+        }
+        let waits = plans.iter().map(|p| async move {
+            match p {
+                Plan::Wait(rx, deadline) => Some(await_fetch(rx.clone(), *deadline).await),
+                _ => None,
+            }
+        });
+        let outcomes = futures::future::join_all(waits).await;
+        let mut snaps: Vec<Snapshot> = Vec::with_capacity(repos.len());
+        let mut unreachable = Vec::new();
+        {
+            let mut m = self
+                .slots
+                .lock()
+                .map_err(|_| CosmosError::unhandled("repository cache poisoned"))?;
+            for ((r, plan), outcome) in repos.iter().zip(plans).zip(outcomes) {
+                let slot = m.entry(r.uri.clone()).or_default();
+                let old = slot.data.as_ref().map(|d| d.packages.clone());
+                let plan = match (plan, outcome) {
+                    (Plan::Wait(..), Some(Waited::Ready)) => match old {
+                        Some(p) => Plan::Use(p),
+                        None => skip(r, None, "no index was kept".into()),
+                    },
+                    (Plan::Wait(..), Some(Waited::Failed(e))) if is_unreachable(&e) => {
+                        skip(r, old, unreachable_cause(&e))
+                    }
+                    (Plan::Wait(..), Some(Waited::Failed(e))) => return Err(e),
+                    (Plan::Wait(..), Some(Waited::NotYet) | None) => {
+                        if let Some(inf) = slot.inflight.as_mut() {
+                            inf.waited_out = true;
+                        }
+                        skip(r, old, no_answer(cfg))
+                    }
+                    (p, _) => p,
+                };
+                match plan {
+                    Plan::Use(p) => snaps.push(p),
+                    Plan::Skip(p, u) => {
+                        snaps.push(p.unwrap_or_else(|| self.empty.clone()));
+                        unreachable.push(u);
+                    }
+                    Plan::Wait(..) => snaps.push(self.empty.clone()),
                 }
             }
         }
-        if missing {
-            let _guard = self.refresh.lock().await;
-            for (i, r) in repos.iter().enumerate() {
-                if snaps[i].is_some() {
-                    continue;
-                }
-                if let Some(p) = self.fresh(&r.uri, cfg.ttl) {
-                    snaps[i] = Some(p);
-                    continue;
-                }
-                let etag = self
-                    .entries
-                    .lock()
-                    .ok()
-                    .and_then(|m| m.get(&r.uri).and_then(|e| e.etag.clone()));
-                match fetch_repository(client, cfg, r, etag.as_deref(), 500).await {
-                    Ok(Fetched::NotModified) => {
-                        let mut m = self
-                            .entries
-                            .lock()
-                            .map_err(|_| CosmosError::unhandled("repository cache poisoned"))?;
-                        match m.get_mut(&r.uri) {
-                            Some(e) => {
-                                e.fetched_at = Instant::now();
-                                e.stale = false;
-                                snaps[i] = Some(e.packages.clone());
-                            }
-                            None => {
-                                return Err(CosmosError::unhandled(
-                                    "repository answered 304 to an unknown ETag",
-                                ))
-                            }
-                        }
-                    }
-                    Ok(Fetched::Index { packages, etag }) => {
-                        let packages = Arc::new(packages);
-                        if let Ok(mut m) = self.entries.lock() {
-                            m.insert(
-                                r.uri.clone(),
-                                CacheEntry {
-                                    packages: packages.clone(),
-                                    etag,
-                                    fetched_at: Instant::now(),
-                                    stale: false,
-                                },
-                            );
-                        }
-                        snaps[i] = Some(packages);
-                    }
-                    Err(e) => {
-                        if let Ok(mut m) = self.entries.lock() {
-                            m.remove(&r.uri);
-                        }
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        let snaps: Vec<Arc<Vec<Arc<RepoPackage>>>> = snaps.into_iter().flatten().collect();
         let key: Vec<(String, usize)> = repos
             .iter()
             .zip(&snaps)
             .map(|(r, s)| (r.uri.clone(), Arc::as_ptr(s) as usize))
             .collect();
         if let Ok(m) = self.merged.lock() {
-            if let Some((k, c)) = m.as_ref() {
-                if *k == key {
+            if let Some((k, u, c)) = m.as_ref() {
+                if *k == key && *u == unreachable {
                     return Ok(c.clone());
                 }
             }
@@ -1078,11 +1329,130 @@ impl RepoCache {
             .zip(snaps)
             .map(|(r, s)| (Arc::from(r.uri.as_str()), s))
             .collect();
-        let coll = Arc::new(Collection::build(&input));
+        let mut coll = Collection::build(&input);
+        coll.unreachable = unreachable.clone();
+        let coll = Arc::new(coll);
         if let Ok(mut m) = self.merged.lock() {
-            *m = Some((key, coll.clone()));
+            *m = Some((key, unreachable, coll.clone()));
         }
         Ok(coll)
+    }
+}
+
+fn skip(r: &Repository, old: Option<Snapshot>, cause: String) -> Plan {
+    let stale_index = old.is_some();
+    Plan::Skip(
+        old,
+        Unreachable {
+            name: r.name.clone(),
+            uri: r.uri.clone(),
+            cause,
+            stale_index,
+        },
+    )
+}
+
+fn no_answer(cfg: &FetchConfig) -> String {
+    format!(
+        "no answer within {} ms (still trying in the background)",
+        cfg.answer_wait.as_millis()
+    )
+}
+
+/// Records the end of a fetch in its slot; returns the error the waiting requests report
+/// (`None`: the slot holds a fresh index).
+fn record_outcome(
+    slot: &mut Slot,
+    cfg: &FetchConfig,
+    repo: &Repository,
+    res: CosmosResult<Fetched>,
+) -> Option<CosmosError> {
+    let res = match res {
+        Ok(Fetched::NotModified) => match slot.data.as_mut() {
+            Some(d) => {
+                d.fetched_at = Instant::now();
+                d.stale = false;
+                Ok(())
+            }
+            None => Err(CosmosError::unhandled(
+                "repository answered 304 to an unknown ETag",
+            )),
+        },
+        Ok(Fetched::Index { packages, etag }) => {
+            slot.data = Some(CacheEntry {
+                packages: Arc::new(packages),
+                etag,
+                fetched_at: Instant::now(),
+                stale: false,
+            });
+            Ok(())
+        }
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(()) => {
+            if slot.down.take().is_some() {
+                tracing::info!(repository = %repo.name, uri = %repo.uri, "repository reachable again");
+            }
+            None
+        }
+        Err(e) if is_unreachable(&e) => {
+            let failures = slot.down.as_ref().map_or(0, |d| d.failures) + 1;
+            let backoff = cfg
+                .down_retry_min
+                .saturating_mul(1u32 << (failures - 1).min(16))
+                .min(cfg.down_retry_max.max(cfg.down_retry_min));
+            let cause = unreachable_cause(&e);
+            tracing::warn!(repository = %repo.name, uri = %repo.uri, %cause, failures,
+                           retry_in = ?backoff, "repository unreachable");
+            slot.down = Some(Down {
+                cause,
+                failures,
+                retry_at: Instant::now() + backoff,
+            });
+            Some(e)
+        }
+        Err(e) => {
+            // a broken repository: forget it, the next request fetches it again and fails the
+            // same way (Cosmos behaviour)
+            slot.data = None;
+            slot.down = None;
+            Some(e)
+        }
+    }
+}
+
+enum Waited {
+    Ready,
+    Failed(CosmosError),
+    NotYet,
+}
+
+/// Waits for a fetch: until `deadline` while the repository has not answered, to the end once
+/// it has.
+async fn await_fetch(
+    mut rx: tokio::sync::watch::Receiver<Stage>,
+    deadline: tokio::time::Instant,
+) -> Waited {
+    loop {
+        let stage = rx.borrow_and_update().clone();
+        let changed = match stage {
+            Stage::Done(None) => return Waited::Ready,
+            Stage::Done(Some(e)) => return Waited::Failed(e),
+            Stage::Receiving => rx.changed().await,
+            Stage::Connecting => match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(r) => r,
+                Err(_) => return Waited::NotYet,
+            },
+        };
+        if changed.is_err() {
+            // the fetch task ended without reporting (it panicked)
+            return match rx.borrow().clone() {
+                Stage::Done(None) => Waited::Ready,
+                Stage::Done(Some(e)) => Waited::Failed(e),
+                _ => Waited::Failed(CosmosError::unhandled("repository fetch aborted")),
+            };
+        }
     }
 }
 

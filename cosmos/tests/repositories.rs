@@ -496,6 +496,7 @@ async fn real_universe_index() {
     cfg.default_repositories = vec![cosmos::Repository::new("Universe", format!("{repo}/repo"))];
     cfg.fetch = cosmos::FetchConfig {
         timeout: Duration::from_secs(60),
+        answer_wait: Duration::from_secs(60),
         ..fast_fetch()
     };
     let cosmos = serve(cosmos::Cosmos::new(cfg).router()).await;
@@ -598,6 +599,8 @@ async fn universe_serve_interop() {
         cfg.fetch = cosmos::FetchConfig {
             user_agent: format!("cosmos/0.6.3 dcos/{dcos}"),
             timeout: Duration::from_secs(60),
+            // the debug-build server filters the 28 MB index before it answers
+            answer_wait: Duration::from_secs(60),
             ttl: Duration::from_millis(1),
             ..fast_fetch()
         };

@@ -33,6 +33,8 @@ pub struct FakeState {
     pub log: Vec<String>,
     /// An app being uninstalled: hidden, but its StopApplication deployment still runs.
     pub stopping: Option<String>,
+    /// A `Warning` header value Cosmos adds to every answer (a repository it answered without).
+    pub cosmos_warning: Option<String>,
 }
 
 pub type Shared = Arc<Mutex<FakeState>>;
@@ -94,6 +96,16 @@ fn new_app(id: &str, pkg: Option<&Value>) -> Value {
 }
 
 async fn cosmos(State(s): State<Shared>, req: Request) -> Response {
+    let warning = s.lock().unwrap().cosmos_warning.clone();
+    let mut resp = cosmos_answer(State(s), req).await;
+    if let Some(w) = warning {
+        resp.headers_mut()
+            .append("warning", axum::http::HeaderValue::from_str(&w).unwrap());
+    }
+    resp
+}
+
+async fn cosmos_answer(State(s): State<Shared>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     s.lock().unwrap().log.push(format!("cosmos {path}"));
     if path == "/capabilities" {

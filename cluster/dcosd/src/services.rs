@@ -178,6 +178,9 @@ pub async fn start_master_services(
     cc.fetch.retry_delay = Duration::from_millis(500);
     cc.internal_token = cfg.internal_token.clone();
     let cosmos = cosmos::Cosmos::new(cc);
+    // Fetch every repository now, in the background: the first request of an offline cluster
+    // then does not wait on an internet repository it cannot reach.
+    cosmos.warm_up();
     let cosmos_server = Server::start(
         "cosmos",
         cfg.listen_cosmos,
