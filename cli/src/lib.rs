@@ -447,6 +447,13 @@ pub enum ServiceCmd {
         #[arg(long)]
         json: bool,
     },
+    /// How to reach a Marathon app: Mesos-DNS names, VIPs, edge LB, Admin Router, tasks
+    Endpoints {
+        /// Marathon app id, e.g. /group/web
+        app_id: String,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the CLI with `args`; returns the process exit code.

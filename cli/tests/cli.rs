@@ -561,3 +561,71 @@ fn install_during_an_uninstall_says_what_to_wait_for() {
         stderr(&out)
     );
 }
+
+#[test]
+fn service_endpoints() {
+    let c = FakeCluster::start(false);
+    c.setup();
+    c.state.lock().unwrap().apps.push(serde_json::json!({
+        "id": "/shop/web", "instances": 1, "tasksRunning": 1, "tasksHealthy": 0,
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "shop.example.com", "DCOS_SERVICE_NAME": "shop"},
+        "portDefinitions": [
+            {"port": 10000, "name": "http", "protocol": "tcp", "labels": {"VIP_0": "/shop/web:80"}},
+            {"port": 10001, "protocol": "tcp", "labels": {"VIP_1": "10.10.0.7:5000"}}],
+        "tasks": [{"id": "shop_web.instance-1._app.1", "appId": "/shop/web", "host": "10.0.1.5",
+            "ports": [31005, 31006], "state": "TASK_RUNNING"}]
+    }));
+    let out = c.dcos(&["service", "endpoints", "/shop/web"]);
+    ok(&out);
+    // The URL's length varies with the port: the admin-router line's padding is normalised.
+    let table: Vec<String> = scrub(&stdout(&out), &c.url)
+        .lines()
+        .map(|l| {
+            if l.starts_with("admin-router") {
+                l.split_whitespace().collect::<Vec<_>>().join("  ")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    insta::assert_snapshot!("service_endpoints", table.join("\n"));
+
+    let out = c.dcos(&["service", "endpoints", "shop/web", "--json"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["id"], "/shop/web");
+    assert_eq!(v["dns"]["a"], "web-shop.marathon.mesos");
+    assert_eq!(v["dns"]["srv"], "_web-shop._tcp.marathon.mesos");
+    assert_eq!(v["dns"]["ports"], serde_json::json!([31005, 31006]));
+    assert_eq!(
+        v["vips"][0]["endpoint"],
+        "shopweb.marathon.l4lb.thisdcos.directory:80"
+    );
+    assert_eq!(v["vips"][1]["endpoint"], "10.10.0.7:5000");
+    assert_eq!(v["edgeLb"]["ports"][0]["vhost"], "shop.example.com");
+    assert_eq!(v["adminRouter"], format!("{}/service/shop/", c.url));
+    assert_eq!(v["tasks"][0]["endpoints"][0], "10.0.1.5:31005");
+
+    // `marathon app show` keeps its JSON on stdout and names the DNS name and VIPs on stderr.
+    let out = c.dcos(&["marathon", "app", "show", "/shop/web"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["id"], "/shop/web");
+    assert!(stderr(&out).contains("DNS: web-shop.marathon.mesos"));
+    assert!(stderr(&out).contains("VIP: shopweb.marathon.l4lb.thisdcos.directory:80"));
+
+    // `task list --json` adds the Mesos-DNS name.
+    let out = c.dcos(&["task", "list", "--json"]);
+    ok(&out);
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v[0]["dns_name"], "hello.marathon.mesos");
+
+    let out = c.dcos(&["service", "endpoints", "/nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("/nope"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Hint: list the apps with `dcos marathon app list`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -93,7 +93,18 @@ fn app(api: &Api, cmd: AppCmd) -> Result<()> {
                 None => format!("{BASE}/apps{}", app_path(&app_id)),
             };
             let v = api.get_json(&path)?;
-            print_json(v.get("app").unwrap_or(&v));
+            let app = v.get("app").unwrap_or(&v);
+            print_json(app);
+            // Where it is reachable, for people: on stderr, so stdout stays the app JSON.
+            let e = super::endpoints::endpoints(app, "");
+            if let Some(a) = e.pointer("/dns/a").and_then(Value::as_str) {
+                eprintln!("DNS: {a}");
+            }
+            for v in e["vips"].as_array().into_iter().flatten() {
+                if let Some(ep) = v.get("endpoint").and_then(Value::as_str) {
+                    eprintln!("VIP: {ep}");
+                }
+            }
             Ok(())
         }
         AppCmd::Update {

@@ -180,7 +180,7 @@ pub fn task_list(ctx: &Ctx, filter: Option<&str>, completed: bool, json_out: boo
         let tasks: Vec<Value> = all_tasks(&state, completed)
             .into_iter()
             .filter(|(t, _)| matches_filter(t, filter))
-            .map(|(t, _)| t)
+            .map(|(t, fw)| with_discovery(t, &fw))
             .collect();
         print_json(&Value::Array(tasks));
         return Ok(());
@@ -199,6 +199,46 @@ pub fn task_list(ctx: &Ctx, filter: Option<&str>, completed: bool, json_out: boo
     }
     print_table(&["NAME", "HOST", "USER", "STATE", "ID", "AGENT ID"], &rows);
     Ok(())
+}
+
+/// A task of the master's state plus what discovery makes of it (added fields only):
+/// `dns_name` (Mesos-DNS `<task>.<framework>.mesos`, null when the name sanitises to nothing)
+/// and, when its DiscoveryInfo ports carry `VIP_n` labels, `vips` (`name…l4lb…:port` / `ip:port`).
+pub fn with_discovery(mut t: Value, fw: &Value) -> Value {
+    let name = t
+        .pointer("/discovery/name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or_else(|| t.get("name").and_then(Value::as_str))
+        .unwrap_or("");
+    let framework = fw.get("name").and_then(Value::as_str).unwrap_or("");
+    let dns = super::endpoints::task_dns_name(name, framework);
+    let vips: Vec<Value> = t
+        .pointer("/discovery/ports/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p.pointer("/labels/labels")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter(|l| {
+            l.get("key")
+                .and_then(Value::as_str)
+                .is_some_and(dcos_dns::vip::is_vip_key)
+        })
+        .filter_map(|l| dcos_dns::vip::parse_vip(l.get("value")?.as_str()?).ok())
+        .map(|v| json!(v.endpoint(framework)))
+        .collect();
+    if let Some(o) = t.as_object_mut() {
+        o.entry("dns_name").or_insert(json!(dns));
+        if !vips.is_empty() {
+            o.entry("vips").or_insert(json!(vips));
+        }
+    }
+    t
 }
 
 /// Finds exactly one task matching `query` (an exact id wins over substrings).
@@ -443,6 +483,28 @@ pub fn service_list(ctx: &Ctx, inactive: bool, completed: bool, json_out: bool) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_json_gets_dns_name_and_vips() {
+        let fw = json!({"name": "marathon"});
+        let t = with_discovery(json!({"id": "x", "name": "web.group"}), &fw);
+        assert_eq!(t["dns_name"], "web-group.marathon.mesos");
+        assert!(t.get("vips").is_none());
+        let t = with_discovery(
+            json!({"id": "x", "name": "n", "discovery": {"name": "api", "ports": {"ports": [
+                {"number": 1, "labels": {"labels": [{"key": "VIP_0", "value": "/api:80"}, {"key": "VIP_1", "value": "bad"}]}}]}}}),
+            &fw,
+        );
+        assert_eq!(t["dns_name"], "api.marathon.mesos");
+        assert_eq!(
+            t["vips"],
+            json!(["api.marathon.l4lb.thisdcos.directory:80"])
+        );
+        assert_eq!(
+            with_discovery(json!({"name": "!!"}), &fw)["dns_name"],
+            Value::Null
+        );
+    }
 
     #[test]
     fn pid_ips() {

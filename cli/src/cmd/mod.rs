@@ -1,6 +1,7 @@
 //! Command implementations.
 
 pub mod cluster;
+pub mod endpoints;
 pub mod job;
 pub mod marathon;
 pub mod mesos;
@@ -67,6 +68,9 @@ pub fn dispatch(command: Command) -> Result<()> {
             }
         }
         Command::Service(a) => {
+            if let Some(ServiceCmd::Endpoints { app_id, json }) = &a.command {
+                return endpoints::run(&Ctx::load()?, app_id, *json || a.json);
+            }
             let (inactive, completed, json) = match a.command {
                 Some(ServiceCmd::List {
                     inactive,
@@ -77,7 +81,7 @@ pub fn dispatch(command: Command) -> Result<()> {
                     completed || a.completed,
                     json || a.json,
                 ),
-                None => (a.inactive, a.completed, a.json),
+                Some(ServiceCmd::Endpoints { .. }) | None => (a.inactive, a.completed, a.json),
             };
             mesos::service_list(&Ctx::load()?, inactive, completed, json)
         }

@@ -10,8 +10,10 @@ pub mod records;
 pub mod refresh;
 pub mod server;
 pub mod service;
+pub mod vip;
 
 pub use records::{generate, IpSource, NamingConfig, RecordSet, Snapshot};
 pub use refresh::{FnSource, RouterSource, StateSource};
 pub use server::{parse_resolver, DnsServer, ServerConfig, Zone};
 pub use service::{DnsOptions, DnsService};
+pub use vip::{parse_vip, Vip, VipAddress, VipError};
