@@ -178,7 +178,7 @@ if retry 60 sh -c "dcos job history e2e.report | grep -q SUCCESS"; then
 else
   not_ok "the run finished with SUCCESS (dcos job history)"
 fi
-check_out "its task wrote to its sandbox (dcos task log)" "report-e2e" dcos task log --completed e2e report.txt
+check_out "its task wrote to its sandbox (dcos task log)" "report-e2e" dcos task log --completed e2e.report report.txt
 check_fails "dcos job add of an invalid job is refused" dcos job add "$root/README.md"
 echo '{"id": "Bad_Id", "run": {"cmd": "true", "mem": 8}}' >"$work/badjob.json"
 check_out "an invalid job gets the server's reasons" "mem|id" sh -c "dcos job add '$work/badjob.json' 2>&1; true"
