@@ -224,7 +224,12 @@ pub fn rows(e: &Value) -> Vec<Vec<String>> {
     {
         let label = format!("{}={}", s(v.get("label")), s(v.get("value")));
         match v.get("endpoint") {
-            Some(ep) => rows.push(vec!["vip".into(), cell(Some(ep)), label]),
+            // The label is read, but no layer-4 load balancer serves VIPs yet: say so.
+            Some(ep) => rows.push(vec![
+                "vip".into(),
+                cell(Some(ep)),
+                format!("{label} (not load-balanced yet)"),
+            ]),
             None => rows.push(vec![
                 "vip".into(),
                 "(invalid)".into(),
