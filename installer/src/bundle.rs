@@ -567,28 +567,10 @@ pub fn verify_serve_dir(serve_dir: &Path) -> Result<String, BundleError> {
     }
 }
 
-/// The cluster's internal credential, kept in `<genconf>/state/internal-token` (0600 in a 0700
-/// folder): read it, or make one (256 bits from the kernel's random source) on the first run.
-/// Re-running genconf reuses it, so the bundle stays the same for the same inputs.
+/// The cluster's internal credential, kept in `<genconf>/state/internal-token` (see
+/// [`crate::secret`]). Re-running genconf reuses it, so the bundle stays the same for the
+/// same inputs.
 pub fn internal_token(genconf_dir: &Path) -> Result<String, BundleError> {
-    use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = genconf_dir.join("state");
-    let path = dir.join("internal-token");
-    std::fs::create_dir_all(&dir).map_err(io_err("cannot create", &dir))?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(io_err("cannot restrict", &dir))?;
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim().to_string();
-        if token.len() >= 32 {
-            return Ok(token);
-        }
-    }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(io_err("cannot read", Path::new("/dev/urandom")))?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write(&path, token.as_bytes(), 0o600)?;
-    Ok(token)
+    let path = genconf_dir.join("state").join("internal-token");
+    crate::secret::read_or_create_token(&path).map_err(io_err("cannot read or create", &path))
 }

@@ -8,6 +8,7 @@
 //!   [`health`] (postflight evaluation of `/system/health/v1`).
 
 pub mod node_config;
+pub mod secret;
 
 #[cfg(feature = "cli")]
 pub mod bundle;

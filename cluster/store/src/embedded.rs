@@ -249,10 +249,7 @@ impl EmbeddedStore {
         let epoch = inner.epoch + 1;
         // 1. The next log, empty, beside the current one.
         let wal_tmp = dir.join("wal.tmp");
-        let mut header = Vec::with_capacity(WAL_HEADER as usize);
-        header.extend_from_slice(WAL_MAGIC);
-        header.extend_from_slice(&epoch.to_le_bytes());
-        if let Err(e) = write_durably(&wal_tmp, &header) {
+        if let Err(e) = write_durably(&wal_tmp, &wal_header(epoch)) {
             let _ = fs::remove_file(&wal_tmp);
             return Err(e);
         }
@@ -331,10 +328,7 @@ impl EmbeddedStore {
             },
             Broken::NewLog(_) => {
                 let wal_tmp = dir.join("wal.tmp");
-                let mut header = Vec::with_capacity(WAL_HEADER as usize);
-                header.extend_from_slice(WAL_MAGIC);
-                header.extend_from_slice(&inner.epoch.to_le_bytes());
-                write_durably(&wal_tmp, &header)
+                write_durably(&wal_tmp, &wal_header(inner.epoch))
                     .and_then(|_| self.install_log(&dir, &wal_tmp, inner))
             }
         };
@@ -844,6 +838,14 @@ pub fn replay_bytes(snapshot: Option<&[u8]>, log: &[u8]) -> Result<usize, String
     };
     replay_records(log, start, &mut data).map_err(|at| format!("undecodable record at {at}"))?;
     Ok(data.len())
+}
+
+/// The header of an empty log of `epoch`.
+fn wal_header(epoch: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(WAL_HEADER as usize);
+    header.extend_from_slice(WAL_MAGIC);
+    header.extend_from_slice(&epoch.to_le_bytes());
+    header
 }
 
 /// Writes `bytes` to a new file at `path` (mode 0600) and fsyncs it.
